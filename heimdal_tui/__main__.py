@@ -1,0 +1,3 @@
+from heimdal_tui.cli.main import main
+
+raise SystemExit(main())

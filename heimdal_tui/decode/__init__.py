@@ -1,0 +1,1 @@
+"""Decoding frames: fixed headers in bulk (numpy), rare application payloads in Python."""

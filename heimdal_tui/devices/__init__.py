@@ -1,0 +1,1 @@
+"""The rolling device table: local hosts, their identity, traffic counters and peers."""

@@ -1,0 +1,1 @@
+"""Bidirectional flow (connection) tracking."""

@@ -1,0 +1,1 @@
+"""Glue: a capture source, decoding and the device table, run headless."""

@@ -1,0 +1,1 @@
+"""Seeded, deterministic scenario generator for sample_pcaps/."""
