@@ -1,1 +1,1 @@
-"""Bounded, defensive parsers for the application payloads worth reading (DNS, DHCP, TLS SNI, HTTP, NetBIOS, SSDP)."""
+"""Bounded, defensive parsers for application payloads: DNS, DHCP, TLS SNI, HTTP, NetBIOS, SSDP."""

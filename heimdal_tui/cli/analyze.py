@@ -1,0 +1,215 @@
+"""`heimdal-tui analyze FILE...`: the whole pipeline, headless, as fast as it can go."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from heimdal_tui.capture.errors import CaptureError
+from heimdal_tui.capture.pcap_file import CaptureFile
+from heimdal_tui.cli.progress import ProgressBar
+from heimdal_tui.devices.locality import DEFAULT_LOCAL_NETWORKS, address_text, mac_text
+from heimdal_tui.devices.snapshot import iso, snapshot
+from heimdal_tui.devices.table import DeviceLimits
+from heimdal_tui.flows.table import PROTO_NAMES
+from heimdal_tui.pipeline.engine import Pipeline, PipelineSettings
+
+DEVICE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng capture files, read in order")
+    parser.add_argument(
+        "--devices-out",
+        metavar="PATH",
+        help="write the final device table; format by suffix: .jsonl, .csv or .parquet",
+    )
+    parser.add_argument(
+        "--flows-out",
+        metavar="PATH",
+        help="write every flow (connection) as JSON lines, in the spirit of Zeek's conn.log",
+    )
+    parser.add_argument(
+        "--local-net",
+        action="append",
+        metavar="CIDR",
+        help="a local network whose hosts are devices (repeatable; default: RFC 1918, "
+        "169.254/16, fc00::/7, fe80::/10)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+
+
+def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
+    err = stderr or sys.stderr
+    out_path = Path(args.devices_out) if args.devices_out else None
+    if out_path is not None and out_path.suffix.lower() not in DEVICE_FORMATS:
+        err.write(
+            f"heimdal-tui analyze: --devices-out {out_path}: unknown format {out_path.suffix!r} "
+            "(use .jsonl, .csv or .parquet)\n"
+        )
+        return 2
+    try:
+        # A capture file is a closed record: keep every device it shows (the device cap still bounds
+        # memory) instead of evicting the idle ones as a long-running sensor does.
+        settings = PipelineSettings(
+            local_networks=tuple(args.local_net or DEFAULT_LOCAL_NETWORKS),
+            device_limits=DeviceLimits(idle_timeout=float("inf")),
+        )
+        pipeline = Pipeline(settings)
+    except ValueError as exc:
+        err.write(f"heimdal-tui analyze: --local-net: {exc}\n")
+        return 2
+
+    flows_file = open(args.flows_out, "w", encoding="utf-8") if args.flows_out else None  # noqa: SIM115
+    started = time.perf_counter()
+    warnings: list[str] = []
+    files_read = 0
+    total_bytes = sum(_size(p) for p in args.files)
+    progress = ProgressBar(err, total_bytes) if err.isatty() and not args.quiet else None
+    done_bytes = 0
+    try:
+        for path in args.files:
+            try:
+                capture = CaptureFile(path)
+            except CaptureError as exc:
+                warnings.append(str(exc))
+                continue
+            for batch in capture.batches():
+                result = pipeline.feed(batch)
+                if flows_file is not None:
+                    _write_flows(flows_file, result.ended_flows)
+                if progress is not None:
+                    progress.update(done_bytes + capture.bytes_read, pipeline.stats.frames)
+            done_bytes += capture.size
+            warnings.extend(capture.warnings)
+            if capture.frames_read:
+                files_read += 1
+            elif not capture.warnings:
+                warnings.append(f"{path}: holds no packets")
+        ended = pipeline.finish()
+        if flows_file is not None:
+            _write_flows(flows_file, ended)
+    finally:
+        if flows_file is not None:
+            flows_file.close()
+        if progress is not None:
+            progress.close()
+    elapsed = time.perf_counter() - started
+
+    devices = snapshot(pipeline.devices, pipeline.directory)
+    if out_path is not None:
+        try:
+            write_devices(devices, out_path)
+        except OSError as exc:
+            err.write(f"heimdal-tui analyze: cannot write {out_path}: {exc.strerror or exc}\n")
+            return 1
+    for warning in warnings:
+        err.write(f"warning: {warning}\n")
+    if not args.quiet:
+        err.write(summary(pipeline, len(devices), elapsed))
+    if files_read == 0:
+        err.write("heimdal-tui analyze: nothing was readable in the capture files given\n")
+        return 1
+    return 0
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def summary(pipeline: Pipeline, device_count: int, elapsed: float) -> str:
+    st = pipeline.stats
+    pps = st.frames / elapsed if elapsed > 0 else 0.0
+    lines = [
+        f"packets      {st.frames:,}",
+        f"bytes        {st.wire_bytes:,} on the wire ({st.captured_bytes:,} captured)",
+        f"devices      {device_count:,}",
+        f"flows        {pipeline.flows.flows_started:,}",
+        f"decode errors {st.decode_error_count:,}"
+        + (f" ({_top(st.decode_errors)})" if st.decode_errors else ""),
+    ]
+    if st.app_errors:
+        lines.append(f"payload errors {sum(st.app_errors.values()):,} ({_top(st.app_errors)})")
+    if st.first_ts is not None and st.last_ts is not None:
+        lines.append(f"capture time {iso(st.first_ts)} .. {iso(st.last_ts)}")
+    lines.append(f"elapsed      {elapsed:.2f} s ({pps:,.0f} packets/s)")
+    return "".join(line + "\n" for line in lines)
+
+
+def _top(counter: object) -> str:
+    items = counter.most_common(3)  # type: ignore[attr-defined]
+    return ", ".join(f"{reason}: {count}" for reason, count in items)
+
+
+def _write_flows(handle: TextIO, flows: object) -> None:
+    import polars as pl
+
+    assert isinstance(flows, pl.DataFrame)
+    for r in flows.sort("first_ts").iter_rows(named=True):
+        record = {
+            "uid": r["uid"],
+            "ts": iso(r["first_ts"]),
+            "duration": round(r["last_ts"] - r["first_ts"], 6),
+            "proto": PROTO_NAMES.get(r["proto"], str(r["proto"])),
+            "orig_h": address_text(r["orig_hi"], r["orig_lo"]),
+            "orig_p": r["orig_p"] if r["icmp_type"] < 0 else r["icmp_type"],
+            "resp_h": address_text(r["resp_hi"], r["resp_lo"]),
+            "resp_p": r["resp_p"],
+            "orig_pkts": r["orig_pkts"],
+            "orig_ip_bytes": r["orig_ip_bytes"],
+            "orig_bytes": r["orig_bytes"],
+            "resp_pkts": r["resp_pkts"],
+            "resp_ip_bytes": r["resp_ip_bytes"],
+            "resp_bytes": r["resp_bytes"],
+            "orig_mac": mac_text(r["orig_mac"]) if r["orig_mac"] else None,
+            "resp_mac": mac_text(r["resp_mac"]) if r["resp_mac"] else None,
+        }
+        handle.write(json.dumps(record) + "\n")
+
+
+CSV_LIST_SEPARATOR = " "
+
+
+def write_devices(devices: Sequence[dict], path: Path) -> None:
+    kind = DEVICE_FORMATS[path.suffix.lower()]
+    if kind == "jsonl":
+        with open(path, "w", encoding="utf-8") as f:
+            for row in devices:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    flat = [_flatten(row) for row in devices]
+    if kind == "csv":
+        buffer = io.StringIO()
+        fields = list(flat[0]) if flat else ["device"]
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(flat)
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+        return
+    import polars as pl
+
+    pl.DataFrame(devices).write_parquet(path) if devices else pl.DataFrame(
+        {"device": []}
+    ).write_parquet(path)
+
+
+def _flatten(row: dict) -> dict:
+    flat = {}
+    for key, value in row.items():
+        if key == "top_peers":
+            flat[key] = CSV_LIST_SEPARATOR.join(p["ip"] for p in value)
+        elif isinstance(value, list):
+            flat[key] = CSV_LIST_SEPARATOR.join(str(v).replace(" ", "_") for v in value)
+        else:
+            flat[key] = value
+    return flat

@@ -1,0 +1,58 @@
+"""The `heimdal-tui` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from heimdal_tui import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from heimdal_tui.cli import analyze
+
+    parser = argparse.ArgumentParser(
+        prog="heimdal-tui",
+        description="Heimdal edge sensor: learns how each LAN device behaves and flags what deviates.",
+    )
+    parser.add_argument("--version", action="version", version=f"heimdal-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p_analyze = sub.add_parser(
+        "analyze",
+        help="run the pipeline headless over capture files and summarise",
+        description="Run the whole pipeline over pcap/pcapng files as fast as possible. A summary "
+        "goes to stderr (with a progress bar when stderr is a terminal). Exit 0 when the captures "
+        "were read, 1 when nothing was readable, 2 on bad arguments.",
+    )
+    analyze.add_arguments(p_analyze)
+    p_samples = sub.add_parser(
+        "samples",
+        help="regenerate the bundled sample captures (seeded, deterministic)",
+        add_help=False,
+    )
+    p_samples.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "analyze":
+        from heimdal_tui.cli import analyze
+
+        try:
+            return analyze.run(args)
+        except KeyboardInterrupt:
+            sys.stderr.write("heimdal-tui analyze: interrupted\n")
+            return 130
+    if args.command == "samples":
+        from heimdal_tui.samples.cli import main as samples_main
+
+        return samples_main(args.rest)
+    build_parser().print_help(sys.stderr)
+    sys.stderr.write("\nThe console arrives with the operator-console work; use `heimdal-tui analyze FILE`.\n")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

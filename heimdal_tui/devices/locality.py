@@ -1,0 +1,122 @@
+"""Which addresses are local hosts (devices) and which are remote peers, decided for whole columns.
+
+Addresses arrive as (hi, lo) uint64 pairs, IPv4 as IPv4-mapped IPv6 (see decode.headers). A device is
+a unicast address inside the local networks: RFC 1918, IPv4 link-local, IPv6 ULA and link-local by
+default, plus any networks the operator configures. Multicast, broadcast and unspecified addresses
+are never devices nor peers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_U64 = np.uint64
+_MASK64 = (1 << 64) - 1
+
+DEFAULT_LOCAL_NETWORKS: tuple[str, ...] = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "fc00::/7",
+    "fe80::/10",
+)
+
+_NOT_UNICAST: tuple[str, ...] = (
+    "224.0.0.0/4",  # IPv4 multicast
+    "255.255.255.255/32",
+    "0.0.0.0/32",
+    "ff00::/8",  # IPv6 multicast
+    "::/128",
+)
+
+
+def _as_v6(net: str) -> ipaddress.IPv6Network:
+    parsed = ipaddress.ip_network(net, strict=False)
+    if isinstance(parsed, ipaddress.IPv4Network):
+        mapped = ipaddress.IPv6Address(f"::ffff:{parsed.network_address}")
+        return ipaddress.IPv6Network(f"{mapped}/{96 + parsed.prefixlen}")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class _Net:
+    hi: int
+    lo: int
+    mask_hi: int
+    mask_lo: int
+
+
+def _compile(nets: Iterable[str]) -> list[_Net]:
+    out = []
+    for text in nets:
+        net = _as_v6(text)
+        value = int(net.network_address)
+        mask = int(net.netmask)
+        out.append(_Net(value >> 64, value & _MASK64, mask >> 64, mask & _MASK64))
+    return out
+
+
+def _member(nets: Sequence[_Net], hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    hit = np.zeros(hi.shape[0], dtype=bool)
+    for net in nets:
+        hit |= ((hi & _U64(net.mask_hi)) == _U64(net.hi)) & ((lo & _U64(net.mask_lo)) == _U64(net.lo))
+    return hit
+
+
+class Locality:
+    """Classifies address columns as local (device), remote (peer) or neither."""
+
+    def __init__(self, local_networks: Iterable[str] = DEFAULT_LOCAL_NETWORKS) -> None:
+        self.local_networks = tuple(local_networks)
+        for text in self.local_networks:
+            ipaddress.ip_network(text, strict=False)  # ValueError names the bad network
+        self._local = _compile(self.local_networks)
+        self._special = _compile(_NOT_UNICAST)
+
+    def unicast(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        return ~_member(self._special, hi, lo) & ((hi != 0) | (lo != 0))
+
+    def local(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Unicast addresses inside the local networks."""
+        return _member(self._local, hi, lo) & self.unicast(hi, lo)
+
+    def is_local(self, address: str) -> bool:
+        value = int(_as_v6(address).network_address)
+        hi = np.array([value >> 64], dtype=_U64)
+        lo = np.array([value & _MASK64], dtype=_U64)
+        return bool(self.local(hi, lo)[0])
+
+
+def mac_is_unicast(mac: np.ndarray) -> np.ndarray:
+    """Non-zero MACs whose group bit (LSB of the first octet) is clear."""
+    return (mac != 0) & ((mac & _U64(1 << 40)) == 0)
+
+
+def address_text(hi: int, lo: int) -> str:
+    """Text form of an address pair: dotted IPv4 for IPv4-mapped addresses, else IPv6."""
+    addr = ipaddress.IPv6Address((int(hi) << 64) | int(lo))
+    mapped = addr.ipv4_mapped
+    return str(mapped) if mapped is not None else str(addr)
+
+
+def address_pair(text: str) -> tuple[int, int]:
+    """The (hi, lo) pair for an address given as text (IPv4 or IPv6)."""
+    addr = ipaddress.ip_address(text)
+    if isinstance(addr, ipaddress.IPv4Address):
+        return 0, 0xFFFF00000000 | int(addr)
+    value = int(addr)
+    return value >> 64, value & _MASK64
+
+
+def mac_text(mac: int) -> str:
+    raw = int(mac).to_bytes(6, "big")
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def mac_value(text: str) -> int:
+    return int(text.replace(":", "").replace("-", ""), 16)

@@ -1,0 +1,437 @@
+"""The rolling device table: per local device, counters, rates, peers, ports, protocols and names.
+
+All per-packet work is polars: each batch is aggregated with group_by and merged into long-form state
+tables (one row per device, per (device, peer), per (device, port), ...). Identity (hostname,
+vendor, device-type evidence) changes rarely and lives in Python objects fed by the application
+payload parsers.
+
+Memory bounds (all configurable through :class:`DeviceLimits`):
+- at most ``max_devices`` devices; past that the least recently seen are evicted;
+- a device idle for ``idle_timeout`` seconds of capture time is evicted;
+- per device at most ``max_ips`` addresses, ``max_peers`` peers, ``max_ports`` ports and
+  ``max_names`` DNS/SNI names; past a cap the least recently seen entries are dropped and counted
+  in ``*_dropped``;
+- traffic history: ``history_buckets`` buckets of ``bucket_seconds`` each, per device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from heimdal_tui.decode.headers import ETH_ARP, ETH_IPV4, ETH_IPV6, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP
+from heimdal_tui.decode.headers import PROTO_UDP
+from heimdal_tui.devices.locality import Locality, mac_is_unicast
+
+_U64 = np.uint64
+KEY_IPV4 = 1 << 60
+KEY_IPV6 = 2 << 60
+_IPV6_KEY_MASK = (1 << 48) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLimits:
+    max_devices: int = 4096
+    idle_timeout: float = 7 * 24 * 3600.0
+    max_ips: int = 16
+    max_peers: int = 1024
+    max_ports: int = 256
+    max_names: int = 512
+    bucket_seconds: float = 10.0
+    history_buckets: int = 90
+
+
+def device_keys(mac: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Device key per row: the MAC where it is a unicast MAC, else one derived from the IP.
+
+    Keys below 2**48 are MACs; IPv4-keyed devices are ``KEY_IPV4 | address``; IPv6-keyed ones
+    ``KEY_IPV6 | 48-bit hash``.
+    """
+    by_mac = mac_is_unicast(mac)
+    v4 = (hi == 0) & ((lo >> _U64(32)) == _U64(0xFFFF))
+    with np.errstate(over="ignore"):
+        h6 = (hi * _U64(0x9E3779B97F4A7C15)) ^ (lo * _U64(0xC2B2AE3D27D4EB4F))
+    ip_key = np.where(
+        v4, _U64(KEY_IPV4) | (lo & _U64(0xFFFFFFFF)), _U64(KEY_IPV6) | (h6 & _U64(_IPV6_KEY_MASK))
+    )
+    return np.where(by_mac, mac, ip_key)
+
+
+def protocol_labels(eth_type: np.ndarray, proto: np.ndarray) -> np.ndarray:
+    """Short protocol names (tcp, udp, icmp, icmp6, arp, ip-N, ether-0xNNNN) per row."""
+    labels = np.full(eth_type.shape[0], "other", dtype=object)
+    ip = (eth_type == ETH_IPV4) | (eth_type == ETH_IPV6)
+    labels[ip] = [f"ip-{p}" for p in proto[ip]] if ip.any() else []
+    labels[ip & (proto == PROTO_TCP)] = "tcp"
+    labels[ip & (proto == PROTO_UDP)] = "udp"
+    labels[ip & (proto == PROTO_ICMP)] = "icmp"
+    labels[ip & (proto == PROTO_ICMPV6)] = "icmp6"
+    labels[ip & (proto == 2)] = "igmp"
+    labels[eth_type == ETH_ARP] = "arp"
+    rest = ~ip & (eth_type != ETH_ARP)
+    if rest.any():
+        labels[rest] = [f"ether-0x{int(e) & 0xFFFF:04x}" for e in eth_type[rest]]
+    return labels
+
+
+@dataclass
+class DeviceUpdate:
+    """What one batch changed: new devices (keys) and counts, for events and detection."""
+
+    new_devices: list[int] = field(default_factory=list)
+    evicted_devices: list[int] = field(default_factory=list)
+    packets: int = 0
+
+
+_DEVICE_SCHEMA = {
+    "device": pl.UInt64,
+    "mac": pl.UInt64,
+    "first_seen": pl.Float64,
+    "last_seen": pl.Float64,
+    "packets_in": pl.Int64,
+    "packets_out": pl.Int64,
+    "bytes_in": pl.Int64,
+    "bytes_out": pl.Int64,
+}
+_IP_SCHEMA = {
+    "device": pl.UInt64,
+    "ip_hi": pl.UInt64,
+    "ip_lo": pl.UInt64,
+    "first_seen": pl.Float64,
+    "last_seen": pl.Float64,
+}
+_PEER_SCHEMA = {
+    "device": pl.UInt64,
+    "peer_hi": pl.UInt64,
+    "peer_lo": pl.UInt64,
+    "first_seen": pl.Float64,
+    "last_seen": pl.Float64,
+    "packets": pl.Int64,
+    "bytes_out": pl.Int64,
+    "bytes_in": pl.Int64,
+}
+_PORT_SCHEMA = {
+    "device": pl.UInt64,
+    "proto": pl.Int64,
+    "port": pl.Int64,
+    "role": pl.String,
+    "first_seen": pl.Float64,
+    "last_seen": pl.Float64,
+    "flows": pl.Int64,
+}
+_PROTO_SCHEMA = {
+    "device": pl.UInt64,
+    "protocol": pl.String,
+    "first_seen": pl.Float64,
+    "last_seen": pl.Float64,
+    "packets": pl.Int64,
+    "bytes": pl.Int64,
+}
+_NAME_SCHEMA = {
+    "device": pl.UInt64,
+    "name": pl.String,
+    "kind": pl.String,
+    "first_seen": pl.Float64,
+    "last_seen": pl.Float64,
+    "count": pl.Int64,
+}
+_HISTORY_SCHEMA = {
+    "device": pl.UInt64,
+    "bucket": pl.Int64,
+    "packets_in": pl.Int64,
+    "packets_out": pl.Int64,
+    "bytes_in": pl.Int64,
+    "bytes_out": pl.Int64,
+}
+
+
+def _empty(schema: dict[str, type[pl.DataType]]) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+def _merge(
+    state: pl.DataFrame, batch: pl.DataFrame, keys: list[str], sums: tuple[str, ...] = ()
+) -> pl.DataFrame:
+    """Fold ``batch`` aggregates into ``state`` by ``keys``: first_seen min, last_seen max, sums."""
+    if batch.height == 0:
+        return state
+    both = pl.concat([state, batch.select(state.columns)], how="vertical_relaxed")
+    aggs = [pl.col("first_seen").min(), pl.col("last_seen").max(), *[pl.col(c).sum() for c in sums]]
+    others = [c for c in state.columns if c not in keys and c not in sums and c not in ("first_seen", "last_seen")]
+    aggs += [pl.col(c).max() for c in others]
+    return both.group_by(keys).agg(aggs).select(state.columns)
+
+
+class DeviceTable:
+    """Local devices and what they do; fed decoded packets, flows and application observations."""
+
+    def __init__(self, locality: Locality | None = None, limits: DeviceLimits | None = None) -> None:
+        self.locality = locality or Locality()
+        self.limits = limits or DeviceLimits()
+        self.devices = _empty(_DEVICE_SCHEMA)
+        self.ips = _empty(_IP_SCHEMA)
+        self.peers = _empty(_PEER_SCHEMA)
+        self.ports = _empty(_PORT_SCHEMA)
+        self.protocols = _empty(_PROTO_SCHEMA)
+        self.names = _empty(_NAME_SCHEMA)
+        self.history = _empty(_HISTORY_SCHEMA)
+        self.now = 0.0
+        self.dropped: dict[str, int] = {"devices": 0, "ips": 0, "peers": 0, "ports": 0, "names": 0}
+        self._known: set[int] = set()
+
+    def __len__(self) -> int:
+        return self.devices.height
+
+    # -- packets ------------------------------------------------------------------------------
+    def update(self, packets: pl.DataFrame) -> DeviceUpdate:
+        """Fold one batch of decoded packets (columns as in DecodedBatch) into the table."""
+        result = DeviceUpdate(packets=packets.height)
+        if packets.height == 0:
+            return result
+        loc = self.locality
+        src_hi, src_lo = packets["src_hi"].to_numpy(), packets["src_lo"].to_numpy()
+        dst_hi, dst_lo = packets["dst_hi"].to_numpy(), packets["dst_lo"].to_numpy()
+        src_mac, dst_mac = packets["src_mac"].to_numpy(), packets["dst_mac"].to_numpy()
+        eth_type = packets["eth_type"].to_numpy()
+        ip_ver = packets["ip_ver"].to_numpy()
+        is_ip = ip_ver > 0
+        is_arp = eth_type == ETH_ARP
+
+        # ARP speaks for its sender: the sender's IP is the one the frame claims.
+        arp_spa = packets["arp_spa"].to_numpy()
+        arp_ip = is_arp & (arp_spa != 0)
+        src_lo = np.where(arp_ip, _U64(0xFFFF00000000) | arp_spa, src_lo)
+        src_hi = np.where(arp_ip, _U64(0), src_hi)
+
+        src_local = loc.local(src_hi, src_lo)
+        dst_local = loc.local(dst_hi, dst_lo)
+        src_unicast_mac = mac_is_unicast(src_mac)
+        dst_unicast_mac = mac_is_unicast(dst_mac)
+        # A frame counts for its sender when the sender is a local host: a local IP, or a link-layer
+        # frame (ARP, LLDP, ... and DHCP from 0.0.0.0) from a unicast MAC.
+        unspecified_src = is_ip & (src_hi == 0) & ((src_lo == 0) | (src_lo == _U64(0xFFFF00000000)))
+        out_side = (is_ip & src_local) | ((~is_ip | unspecified_src) & src_unicast_mac)
+        # ...and for its receiver when addressed to a local unicast host (a frame sent to a group
+        # MAC is nobody's inbound traffic).
+        has_macs = (src_mac != 0) | (dst_mac != 0)
+        in_side = is_ip & dst_local & np.where(has_macs, dst_unicast_mac, True)
+        in_side |= ~is_ip & ~is_arp & dst_unicast_mac
+        in_side |= is_arp & dst_unicast_mac
+
+        src_key = device_keys(np.where(is_ip & ~src_local & ~unspecified_src, _U64(0), src_mac), src_hi, src_lo)
+        dst_key = device_keys(dst_mac, dst_hi, dst_lo)
+        ts = packets["ts"].to_numpy()
+        wire = packets["wire_len"].to_numpy()
+        self.now = max(self.now, float(ts.max()))
+
+        out_rows = np.flatnonzero(out_side)
+        in_rows = np.flatnonzero(in_side)
+        sides = pl.concat(
+            [
+                pl.DataFrame(
+                    {
+                        "device": src_key[out_rows],
+                        "mac": np.where(src_unicast_mac, src_mac, _U64(0))[out_rows],
+                        "ts": ts[out_rows],
+                        "wire": wire[out_rows],
+                        "out": np.ones(out_rows.shape[0], dtype=bool),
+                        "peer_hi": dst_hi[out_rows],
+                        "peer_lo": dst_lo[out_rows],
+                        "peer_ok": (is_ip & loc.unicast(dst_hi, dst_lo))[out_rows],
+                        "ip_hi": src_hi[out_rows],
+                        "ip_lo": src_lo[out_rows],
+                        "ip_ok": ((is_ip & src_local) | arp_ip)[out_rows],
+                        "row": out_rows,
+                    }
+                ),
+                pl.DataFrame(
+                    {
+                        "device": dst_key[in_rows],
+                        "mac": np.where(dst_unicast_mac, dst_mac, _U64(0))[in_rows],
+                        "ts": ts[in_rows],
+                        "wire": wire[in_rows],
+                        "out": np.zeros(in_rows.shape[0], dtype=bool),
+                        "peer_hi": src_hi[in_rows],
+                        "peer_lo": src_lo[in_rows],
+                        "peer_ok": (is_ip & loc.unicast(src_hi, src_lo))[in_rows],
+                        "ip_hi": dst_hi[in_rows],
+                        "ip_lo": dst_lo[in_rows],
+                        "ip_ok": (is_ip & dst_local)[in_rows],
+                        "row": in_rows,
+                    }
+                ),
+            ]
+        )
+        if sides.height == 0:
+            return result
+        out = pl.col("out")
+        per_device = sides.group_by("device").agg(
+            pl.col("mac").max(),
+            pl.col("ts").min().alias("first_seen"),
+            pl.col("ts").max().alias("last_seen"),
+            (~out).sum().cast(pl.Int64).alias("packets_in"),
+            out.sum().cast(pl.Int64).alias("packets_out"),
+            pl.col("wire").filter(~out).sum().cast(pl.Int64).alias("bytes_in"),
+            pl.col("wire").filter(out).sum().cast(pl.Int64).alias("bytes_out"),
+        )
+        new_keys = [int(k) for k in per_device["device"].to_list() if int(k) not in self._known]
+        result.new_devices = new_keys
+        self._known.update(new_keys)
+        self.devices = _merge(
+            self.devices, per_device, ["device"], ("packets_in", "packets_out", "bytes_in", "bytes_out")
+        )
+
+        ips = (
+            sides.filter(pl.col("ip_ok"))
+            .group_by("device", "ip_hi", "ip_lo")
+            .agg(pl.col("ts").min().alias("first_seen"), pl.col("ts").max().alias("last_seen"))
+        )
+        self.ips = _merge(self.ips, ips, ["device", "ip_hi", "ip_lo"])
+
+        peers = (
+            sides.filter(pl.col("peer_ok"))
+            .group_by("device", "peer_hi", "peer_lo")
+            .agg(
+                pl.col("ts").min().alias("first_seen"),
+                pl.col("ts").max().alias("last_seen"),
+                pl.len().cast(pl.Int64).alias("packets"),
+                pl.col("wire").filter(out).sum().cast(pl.Int64).alias("bytes_out"),
+                pl.col("wire").filter(~out).sum().cast(pl.Int64).alias("bytes_in"),
+            )
+        )
+        self.peers = _merge(self.peers, peers, ["device", "peer_hi", "peer_lo"], ("packets", "bytes_out", "bytes_in"))
+
+        labels = protocol_labels(eth_type, packets["proto"].to_numpy())
+        protos = (
+            sides.with_columns(pl.Series("protocol", labels[sides["row"].to_numpy()], dtype=pl.String))
+            .group_by("device", "protocol")
+            .agg(
+                pl.col("ts").min().alias("first_seen"),
+                pl.col("ts").max().alias("last_seen"),
+                pl.len().cast(pl.Int64).alias("packets"),
+                pl.col("wire").sum().cast(pl.Int64).alias("bytes"),
+            )
+        )
+        self.protocols = _merge(self.protocols, protos, ["device", "protocol"], ("packets", "bytes"))
+
+        bucket_s = self.limits.bucket_seconds
+        hist = (
+            sides.with_columns((pl.col("ts") / bucket_s).floor().cast(pl.Int64).alias("bucket"))
+            .group_by("device", "bucket")
+            .agg(
+                (~out).sum().cast(pl.Int64).alias("packets_in"),
+                out.sum().cast(pl.Int64).alias("packets_out"),
+                pl.col("wire").filter(~out).sum().cast(pl.Int64).alias("bytes_in"),
+                pl.col("wire").filter(out).sum().cast(pl.Int64).alias("bytes_out"),
+            )
+        )
+        both = pl.concat([self.history, hist.select(self.history.columns)], how="vertical_relaxed")
+        sums = ("packets_in", "packets_out", "bytes_in", "bytes_out")
+        oldest = int(self.now // bucket_s) - self.limits.history_buckets + 1
+        self.history = (
+            both.filter(pl.col("bucket") >= oldest)
+            .group_by("device", "bucket")
+            .agg([pl.col(c).sum() for c in sums])
+            .select(self.history.columns)
+        )
+        result.evicted_devices = self._enforce_limits()
+        return result
+
+    # -- flows and names ----------------------------------------------------------------------
+    def _known_only(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Rows for devices in the table (facts about evicted or never-seen devices are dropped)."""
+        if rows.height == 0:
+            return rows
+        return rows.filter(pl.col("device").is_in(self.devices["device"].implode()))
+
+    def add_ips(self, rows: pl.DataFrame) -> None:
+        """Fold (device, ip_hi, ip_lo, first_seen, last_seen) rows in (e.g. DHCP-assigned addresses)."""
+        rows = self._known_only(rows)
+        if rows.height:
+            self.ips = _merge(self.ips, rows, ["device", "ip_hi", "ip_lo"])
+            self._cap("ips", ["device"], self.limits.max_ips)
+
+    def add_ports(self, rows: pl.DataFrame) -> None:
+        """Fold (device, proto, port, role, first_seen, last_seen, flows) rows in."""
+        rows = self._known_only(rows)
+        if rows.height:
+            self.ports = _merge(self.ports, rows, ["device", "proto", "port", "role"], ("flows",))
+            self._cap("ports", ["device"], self.limits.max_ports)
+
+    def add_names(self, rows: pl.DataFrame) -> None:
+        """Fold (device, name, kind, first_seen, last_seen, count) rows in."""
+        rows = self._known_only(rows)
+        if rows.height:
+            self.names = _merge(self.names, rows, ["device", "name", "kind"], ("count",))
+            self._cap("names", ["device"], self.limits.max_names)
+
+    # -- bounds -------------------------------------------------------------------------------
+    def _enforce_limits(self) -> list[int]:
+        lim = self.limits
+        evicted: list[int] = []
+        idle = self.devices.filter(pl.col("last_seen") < self.now - lim.idle_timeout)
+        evicted += [int(k) for k in idle["device"].to_list()]
+        over = self.devices.height - len(idle) - lim.max_devices
+        if over > 0:
+            rest = self.devices.filter(pl.col("last_seen") >= self.now - lim.idle_timeout)
+            oldest = rest.sort("last_seen").head(over)
+            evicted += [int(k) for k in oldest["device"].to_list()]
+            self.dropped["devices"] += over
+        if evicted:
+            gone = pl.Series(evicted, dtype=pl.UInt64).implode()
+            for name in ("devices", "ips", "peers", "ports", "protocols", "names", "history"):
+                frame: pl.DataFrame = getattr(self, name)
+                setattr(self, name, frame.filter(~pl.col("device").is_in(gone)))
+            self._known.difference_update(evicted)
+        self._cap("ips", ["device"], lim.max_ips)
+        self._cap("peers", ["device"], lim.max_peers)
+        return evicted
+
+    def _cap(self, name: str, by: list[str], limit: int) -> None:
+        frame: pl.DataFrame = getattr(self, name)
+        if frame.height <= limit:
+            return
+        counts = frame.group_by(by).len()
+        if int(counts["len"].max()) <= limit:  # type: ignore[arg-type]
+            return
+        ranked = frame.with_columns(
+            pl.col("last_seen").rank("ordinal", descending=True).over(by).alias("_rank")
+        )
+        kept = ranked.filter(pl.col("_rank") <= limit).drop("_rank")
+        self.dropped[name] = self.dropped.get(name, 0) + frame.height - kept.height
+        setattr(self, name, kept)
+
+    # -- reading ------------------------------------------------------------------------------
+    def rates(self) -> pl.DataFrame:
+        """Per device: bytes/s and packets/s over the last 10 s, 1 min and 5 min of capture time."""
+        b = self.limits.bucket_seconds
+        current = int(self.now // b)
+        hist = self.history.with_columns(
+            (pl.col("bytes_in") + pl.col("bytes_out")).alias("bytes"),
+            (pl.col("packets_in") + pl.col("packets_out")).alias("packets"),
+            (current - pl.col("bucket")).alias("age"),
+        )
+        aggs = []
+        for label, seconds in (("10s", 10.0), ("1m", 60.0), ("5m", 300.0)):
+            buckets = max(int(round(seconds / b)), 1)
+            recent = pl.col("age") < buckets
+            aggs += [
+                (pl.col("bytes").filter(recent).sum() / seconds).alias(f"bps_{label}"),
+                (pl.col("packets").filter(recent).sum() / seconds).alias(f"pps_{label}"),
+            ]
+        return hist.group_by("device").agg(aggs)
+
+    def sparklines(self, buckets: int | None = None) -> dict[int, list[int]]:
+        """Per device, bytes per history bucket, oldest first, ending at the current bucket."""
+        n = buckets or self.limits.history_buckets
+        current = int(self.now // self.limits.bucket_seconds)
+        out: dict[int, list[int]] = {}
+        frame = self.history.filter(pl.col("bucket") > current - n).with_columns(
+            (pl.col("bytes_in") + pl.col("bytes_out")).alias("bytes")
+        )
+        for device, bucket, value in frame.select("device", "bucket", "bytes").iter_rows():
+            series = out.setdefault(int(device), [0] * n)
+            series[n - 1 - (current - int(bucket))] = int(value)
+        return out

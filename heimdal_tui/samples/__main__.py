@@ -1,0 +1,3 @@
+from heimdal_tui.samples.cli import main
+
+raise SystemExit(main())

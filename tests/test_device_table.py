@@ -1,0 +1,117 @@
+"""The rolling device table: who counts as a device, counters, peers, rates, and memory bounds."""
+
+from __future__ import annotations
+
+import polars as pl
+from scapy.all import ARP, IP, UDP, Ether, IPv6, Raw
+
+from heimdal_tui.capture.frames import LINKTYPE_RAW, FrameBatch
+from heimdal_tui.decode.headers import decode_headers
+from heimdal_tui.devices.locality import Locality, address_text, mac_text, mac_value
+from heimdal_tui.devices.table import KEY_IPV4, DeviceLimits, DeviceTable
+
+ROUTER = "60:a4:b7:00:00:01"
+PHONE = "f0:18:98:00:00:02"
+TV = "8c:79:f5:00:00:03"
+
+
+def _pkt(ts, smac, dmac, src, dst, size=100, sport=5000, dport=443):
+    ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
+    p = Ether(src=smac, dst=dmac) / ip / UDP(sport=sport, dport=dport) / Raw(b"x" * size)
+    raw = bytes(p)
+    return (ts, raw, len(raw))
+
+
+def _feed(table: DeviceTable, frames, linktype=1):
+    return table.update(decode_headers(FrameBatch.from_frames(frames, linktype)).to_frame())
+
+
+def _row(table: DeviceTable, mac: str) -> dict:
+    rows = table.devices.filter(pl.col("device") == mac_value(mac)).to_dicts()
+    assert rows, f"{mac} is not a device"
+    return rows[0]
+
+
+def test_local_hosts_are_devices_keyed_by_mac_and_remote_hosts_are_peers():
+    table = DeviceTable()
+    update = _feed(
+        table,
+        [
+            _pkt(1.0, PHONE, ROUTER, "192.168.1.20", "142.250.1.1", size=100),
+            _pkt(2.0, ROUTER, PHONE, "142.250.1.1", "192.168.1.20", size=300),
+        ],
+    )
+    assert update.new_devices == [mac_value(PHONE)]
+    assert table.devices.height == 1  # the router only forwarded: it is not the talker here
+    row = _row(table, PHONE)
+    assert (row["packets_out"], row["packets_in"]) == (1, 1)
+    assert row["bytes_out"] == 142 and row["bytes_in"] == 342
+    peers = table.peers.to_dicts()
+    assert [address_text(p["peer_hi"], p["peer_lo"]) for p in peers] == ["142.250.1.1"]
+    ips = [address_text(r["ip_hi"], r["ip_lo"]) for r in table.ips.to_dicts()]
+    assert ips == ["192.168.1.20"]
+
+
+def test_lan_traffic_counts_for_both_devices_and_broadcasts_for_nobody_inbound():
+    table = DeviceTable()
+    _feed(
+        table,
+        [
+            _pkt(1.0, PHONE, TV, "192.168.1.20", "192.168.1.30", sport=5353, dport=5353),
+            _pkt(1.5, PHONE, "ff:ff:ff:ff:ff:ff", "192.168.1.20", "255.255.255.255", dport=67),
+            _pkt(2.0, TV, "01:00:5e:00:00:fb", "fe80::1", "ff02::fb", dport=5353),
+        ],
+    )
+    assert {mac_text(k) for k in table.devices["device"].to_list()} == {PHONE, TV}
+    assert _row(table, PHONE)["packets_out"] == 2 and _row(table, TV)["packets_in"] == 1
+    assert _row(table, TV)["packets_out"] == 1
+    # Broadcast and multicast addresses are neither devices nor peers.
+    peers = {address_text(p["peer_hi"], p["peer_lo"]) for p in table.peers.to_dicts()}
+    assert peers == {"192.168.1.30", "192.168.1.20"}
+
+
+def test_arp_and_configured_local_networks():
+    arp = Ether(src=ROUTER, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=ROUTER, psrc="192.168.1.1", pdst="192.168.1.9")
+    table = DeviceTable(Locality(["141.142.0.0/16"]))
+    _feed(table, [(1.0, bytes(arp), 60), _pkt(2.0, PHONE, ROUTER, "141.142.220.118", "8.8.8.8")])
+    keys = {mac_text(k) for k in table.devices["device"].to_list()}
+    assert keys == {ROUTER, PHONE}
+    ips = {address_text(r["ip_hi"], r["ip_lo"]) for r in table.ips.to_dicts()}
+    assert ips == {"192.168.1.1", "141.142.220.118"}
+
+
+def test_devices_without_macs_are_keyed_by_ip():
+    raw = bytes(IP(src="10.0.0.5", dst="1.1.1.1") / UDP(sport=1, dport=53))
+    table = DeviceTable()
+    _feed(table, [(1.0, raw, len(raw))], linktype=LINKTYPE_RAW)
+    assert table.devices["device"].to_list() == [KEY_IPV4 | 0x0A000005]
+
+
+def test_rates_and_sparklines_come_from_the_rolling_history():
+    table = DeviceTable(limits=DeviceLimits(bucket_seconds=10.0, history_buckets=6))
+    frames = [_pkt(float(t), PHONE, ROUTER, "192.168.1.20", "1.1.1.1", size=958) for t in range(0, 60)]
+    _feed(table, frames)  # one 1000-byte frame per second for a minute
+    rates = table.rates().to_dicts()[0]
+    assert abs(rates["bps_1m"] - 1000.0) < 1e-6
+    assert abs(rates["bps_10s"] - 1000.0) < 1e-6
+    spark = table.sparklines()[mac_value(PHONE)]
+    assert spark == [10_000] * 6
+    # History is bounded: older buckets fall off as capture time moves on.
+    _feed(table, [_pkt(200.0, PHONE, ROUTER, "192.168.1.20", "1.1.1.1")])
+    assert table.history["bucket"].min() >= 20 - 5
+
+
+def test_caps_on_devices_and_peers_and_idle_eviction():
+    limits = DeviceLimits(max_devices=5, max_peers=3, idle_timeout=1000.0)
+    table = DeviceTable(limits=limits)
+    frames = [
+        _pkt(float(i), f"02:00:00:00:01:{i:02x}", ROUTER, f"192.168.1.{i + 10}", "8.8.8.8") for i in range(8)
+    ]
+    frames += [_pkt(10.0 + i, PHONE, ROUTER, "192.168.1.200", f"9.9.9.{i}") for i in range(6)]
+    update = _feed(table, frames)
+    assert table.devices.height == 5 and table.dropped["devices"] == 4
+    assert len(update.evicted_devices) == 4
+    assert table.peers.filter(pl.col("device") == mac_value(PHONE)).height == 3
+    assert table.dropped["peers"] == 3
+    _feed(table, [_pkt(5000.0, TV, ROUTER, "192.168.1.77", "8.8.8.8")])
+    assert {mac_text(k) for k in table.devices["device"].to_list()} == {TV}

@@ -1,0 +1,32 @@
+"""The engine never imports textual (the console is one consumer among several)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+ENGINE_MODULES = [
+    "heimdal_tui.capture.pcap_file",
+    "heimdal_tui.capture.replay",
+    "heimdal_tui.capture.live",
+    "heimdal_tui.capture.worker",
+    "heimdal_tui.decode.headers",
+    "heimdal_tui.decode.app_select",
+    "heimdal_tui.devices.snapshot",
+    "heimdal_tui.flows.table",
+    "heimdal_tui.pipeline.engine",
+    "heimdal_tui.cli.analyze",
+    "heimdal_tui.samples.cli",
+]
+
+
+def test_engine_modules_do_not_import_textual():
+    code = (
+        "import importlib, sys\n"
+        f"for name in {ENGINE_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "leaked = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "print(','.join(leaked))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
