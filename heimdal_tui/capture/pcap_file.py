@@ -95,7 +95,7 @@ class CaptureFile:
             limit = max(MAX_FRAME, snaplen)
             self.bytes_read = 24
             carry = b""
-            rec = struct.Struct(order + "IIII")
+            incl_struct = struct.Struct(order + "I")
             while True:
                 block = f.read(self.chunk_bytes)
                 buf = carry + block if carry else block
@@ -103,29 +103,24 @@ class CaptureFile:
                     return
                 eof = len(block) < self.chunk_bytes
                 pos, n = 0, len(buf)
-                starts: list[int] = []
-                caps: list[int] = []
-                origs: list[int] = []
-                secs: list[int] = []
-                fracs: list[int] = []
-                unpack = rec.unpack_from
+                # Only the record lengths are read in Python (they chain the records); every other
+                # header field is gathered for the whole chunk at once afterwards.
+                heads: list[int] = []
+                append = heads.append
+                unpack = incl_struct.unpack_from
                 corrupt = ""
                 while pos + 16 <= n:
-                    sec, frac, incl, orig = unpack(buf, pos)
+                    incl = unpack(buf, pos + 8)[0]
                     if incl > limit:
-                        corrupt = f"record {self.frames_read + len(starts) + 1} claims {incl} bytes"
+                        corrupt = f"record {self.frames_read + len(heads) + 1} claims {incl} bytes"
                         break
                     end = pos + 16 + incl
                     if end > n:
                         break
-                    starts.append(pos + 16)
-                    caps.append(incl)
-                    origs.append(orig)
-                    secs.append(sec)
-                    fracs.append(frac)
+                    append(pos)
                     pos = end
-                if starts:
-                    yield self._batch(buf, starts, caps, origs, secs, fracs, divisor, linktype)
+                if heads:
+                    yield self._batch(buf, heads, order, divisor, linktype)
                 self.bytes_read += pos
                 if corrupt:
                     self.warn(f"corrupt record header ({corrupt}); stopped reading this file there")
@@ -139,26 +134,20 @@ class CaptureFile:
                         )
                     return
 
-    def _batch(
-        self,
-        buf: bytes,
-        starts: list[int],
-        caps: list[int],
-        origs: list[int],
-        secs: list[int],
-        fracs: list[int],
-        divisor: float,
-        linktype: int,
-    ) -> FrameBatch:
-        count = len(starts)
+    def _batch(self, buf: bytes, heads: list[int], order: str, divisor: float, linktype: int) -> FrameBatch:
+        count = len(heads)
         self.frames_read += count
-        caplen = np.array(caps, dtype=np.int64)
-        ts = np.array(secs, dtype=np.float64) + np.array(fracs, dtype=np.float64) / divisor
+        data = np.frombuffer(buf, dtype=np.uint8)
+        pos = np.array(heads, dtype=np.int64)
+        # Records start at any byte offset: read their header words through a byte-strided view.
+        view = np.ndarray(shape=(len(buf) - 3,), dtype=f"{order}u4", buffer=buf, strides=(1,))
+        sec, frac, incl, orig = (view[pos + 4 * k].astype(np.int64) for k in range(4))
+        ts = sec.astype(np.float64) + frac.astype(np.float64) / divisor
         return FrameBatch(
-            np.frombuffer(buf, dtype=np.uint8),
-            np.array(starts, dtype=np.int64),
-            caplen,
-            np.maximum(np.array(origs, dtype=np.int64), caplen),
+            data,
+            pos + 16,
+            incl,
+            np.maximum(orig, incl),
             ts,
             np.full(count, linktype, dtype=np.int64),
         )

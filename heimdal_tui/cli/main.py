@@ -10,7 +10,7 @@ from heimdal_tui import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from heimdal_tui.cli import analyze
+    from heimdal_tui.cli import analyze, capture
 
     parser = argparse.ArgumentParser(
         prog="heimdal-tui",
@@ -26,6 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
         "were read, 1 when nothing was readable, 2 on bad arguments.",
     )
     analyze.add_arguments(p_analyze)
+    p_capture = sub.add_parser(
+        "capture",
+        help="capture live (or replay at capture pace) through the pipeline, headless, with statistics",
+        description="Capture on an interface (or replay files at their own pace) through the whole "
+        "pipeline without the console, printing statistics on stderr. Exit 0 on a clean stop (Ctrl-C, "
+        "--duration, end of replay), 1 when capture failed (e.g. no permission), 2 on bad arguments "
+        "(unknown interface, bad filter).",
+    )
+    capture.add_arguments(p_capture)
     p_samples = sub.add_parser(
         "samples",
         help="regenerate the bundled sample captures (seeded, deterministic)",
@@ -45,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             sys.stderr.write("heimdal-tui analyze: interrupted\n")
             return 130
+    if args.command == "capture":
+        from heimdal_tui.cli import capture
+
+        return capture.run(args)
     if args.command == "samples":
         from heimdal_tui.samples.cli import main as samples_main
 

@@ -7,7 +7,7 @@ else.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +22,13 @@ _TCP_PORTS = np.array(sorted(APP_TCP_PORTS), dtype=np.int64)
 _HTTP_FIRST = np.array(sorted({p[0] for p in HTTP_METHOD_PREFIXES}), dtype=np.int64)
 _TLS_HANDSHAKE = 0x16
 _CLIENT_HELLO = 0x01
+
+
+# Announcements (mDNS, SSDP, NetBIOS) repeat verbatim: their parse is cached per payload, and a repeat
+# from the same sender is flagged so identity code can skip it.
+_ANNOUNCE_PORTS = frozenset({5353, 1900, 137})
+_CACHE_SIZE = 4096
+_MISS = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,7 @@ class AppEvent:
     sport: int
     dport: int
     message: AppResult
+    repeat: bool = False  # the same sender sent the very same announcement recently
 
 
 def candidate_rows(d: DecodedBatch) -> np.ndarray:
@@ -62,34 +70,79 @@ def candidate_rows(d: DecodedBatch) -> np.ndarray:
     return np.flatnonzero(udp | tls | http | dns_tcp)
 
 
-def parse_rows(d: DecodedBatch, rows: np.ndarray, errors: Counter[str]) -> list[AppEvent]:
+class AppParser:
+    """Parses chosen payloads, with a bounded cache for repeated announcements."""
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[tuple[int, int, bytes], AppResult | MalformedPayload | None] = OrderedDict()
+
+    def parse_rows(self, d: DecodedBatch, rows: np.ndarray, errors: Counter[str]) -> list[AppEvent]:
+        """Parse the payloads of ``rows``; malformed ones are counted in ``errors`` by reason."""
+        return parse_rows(d, rows, errors, self._cache)
+
+
+def parse_rows(
+    d: DecodedBatch,
+    rows: np.ndarray,
+    errors: Counter[str],
+    cache: OrderedDict[tuple[int, int, bytes], AppResult | MalformedPayload | None] | None = None,
+) -> list[AppEvent]:
     """Parse the payloads of ``rows``; malformed ones are counted in ``errors`` by reason."""
     events: list[AppEvent] = []
-    for row in rows.tolist():
-        proto = int(d.proto[row])
-        sport = int(d.sport[row])
-        dport = int(d.dport[row])
-        try:
-            message = parse_app(proto, sport, dport, d.payload(row))
-        except MalformedPayload as exc:
-            errors[_reason(exc)] += 1
+    if rows.shape[0] == 0:
+        return events
+    protos = d.proto[rows].tolist()
+    sports = d.sport[rows].tolist()
+    dports = d.dport[rows].tolist()
+    starts = d.payload_off[rows].tolist()
+    ends = (d.payload_off[rows] + d.payload_len[rows]).tolist()
+    tss = d.ts[rows].tolist()
+    src_hi, src_lo = d.src_hi[rows].tolist(), d.src_lo[rows].tolist()
+    dst_hi, dst_lo = d.dst_hi[rows].tolist(), d.dst_lo[rows].tolist()
+    src_mac, dst_mac = d.src_mac[rows].tolist(), d.dst_mac[rows].tolist()
+    buffer = d.data
+    for i, row in enumerate(rows.tolist()):
+        proto, sport, dport = protos[i], sports[i], dports[i]
+        payload = buffer[starts[i] : ends[i]].tobytes()
+        repeat = False
+        key = None
+        outcome: object = _MISS
+        if cache is not None and (sport in _ANNOUNCE_PORTS or dport in _ANNOUNCE_PORTS):
+            key = (src_mac[i], src_lo[i], payload)
+            outcome = cache.get(key, _MISS)
+            if outcome is not _MISS:
+                cache.move_to_end(key)
+                repeat = True
+        if outcome is _MISS:
+            try:
+                outcome = parse_app(proto, sport, dport, payload)
+            except MalformedPayload as exc:
+                outcome = exc
+            if key is not None and cache is not None:
+                cache[key] = outcome  # type: ignore[assignment]
+                if len(cache) > _CACHE_SIZE:
+                    cache.popitem(last=False)
+        if isinstance(outcome, MalformedPayload):
+            errors[_reason(outcome)] += 1
             continue
-        if message is None:
+        if outcome is None:
             continue
+        message: AppResult = outcome  # type: ignore[assignment]
         events.append(
             AppEvent(
                 row=row,
-                ts=float(d.ts[row]),
+                ts=tss[i],
                 proto=proto,
-                src_hi=int(d.src_hi[row]),
-                src_lo=int(d.src_lo[row]),
-                dst_hi=int(d.dst_hi[row]),
-                dst_lo=int(d.dst_lo[row]),
-                src_mac=int(d.src_mac[row]),
-                dst_mac=int(d.dst_mac[row]),
+                src_hi=src_hi[i],
+                src_lo=src_lo[i],
+                dst_hi=dst_hi[i],
+                dst_lo=dst_lo[i],
+                src_mac=src_mac[i],
+                dst_mac=dst_mac[i],
                 sport=sport,
                 dport=dport,
                 message=message,
+                repeat=repeat,
             )
         )
     return events

@@ -86,6 +86,7 @@ class DeviceDirectory:
         self._local_names: dict[tuple[int, int], str] = {}
         self.pending_names: list[tuple[int, str, str, float]] = []  # device, name, kind, ts
         self.pending_ips: list[tuple[int, int, int, float]] = []  # device, hi, lo, ts
+        self._local_cache: dict[tuple[int, int], bool] = {}
 
     def identity(self, key: int, mac: int = 0) -> Identity:
         ident = self.identities.get(key)
@@ -109,19 +110,36 @@ class DeviceDirectory:
 
     # -- ingest -------------------------------------------------------------------------------
     def _sender(self, ev: AppEvent) -> int | None:
-        hi = np.array([ev.src_hi], dtype=np.uint64)
-        lo = np.array([ev.src_lo], dtype=np.uint64)
-        mac = np.array([ev.src_mac], dtype=np.uint64)
         unspecified = ev.src_hi == 0 and ev.src_lo in (0, 0xFFFF00000000)
-        if not unspecified and not bool(self.locality.local(hi, lo)[0]):
+        if unspecified:
+            return ev.src_mac if ev.src_mac and not ev.src_mac & (1 << 40) else None
+        if not self._is_local(ev.src_hi, ev.src_lo):
             return None
-        if unspecified and ev.src_mac == 0:
-            return None
-        return int(device_keys(mac, hi, lo)[0])
+        return self._key(ev.src_mac, ev.src_hi, ev.src_lo)
+
+    def _is_local(self, hi: int, lo: int) -> bool:
+        cached = self._local_cache.get((hi, lo))
+        if cached is None:
+            arr_hi = np.array([hi], dtype=np.uint64)
+            arr_lo = np.array([lo], dtype=np.uint64)
+            cached = bool(self.locality.local(arr_hi, arr_lo)[0])
+            if len(self._local_cache) > 65_536:
+                self._local_cache.clear()
+            self._local_cache[(hi, lo)] = cached
+        return cached
+
+    @staticmethod
+    def _key(mac: int, hi: int, lo: int) -> int:
+        if mac and not mac & (1 << 40):
+            return mac
+        arr = [np.array([v], dtype=np.uint64) for v in (mac, hi, lo)]
+        return int(device_keys(arr[0], arr[1], arr[2])[0])
 
     def ingest(self, events: list[AppEvent]) -> None:
         for ev in events:
             msg = ev.message
+            if ev.repeat and isinstance(msg, (DnsMessage, SsdpMessage, NbnsMessage)):
+                continue  # the same announcement from the same sender: nothing new to learn
             if isinstance(msg, DhcpMessage):
                 self._dhcp(ev, msg)
             elif isinstance(msg, DnsMessage):
@@ -222,11 +240,11 @@ class DeviceDirectory:
                 except ValueError:
                     continue
                 self._peer_name(hi, lo, rec.name.lower())
-                if self.locality.is_local(rec.value):
+                if self._is_local(hi, lo):
                     self._local_names[(hi, lo)] = rec.name
             elif rec.rtype == 12:
                 address = _reverse_pointer_address(rec.name)
-                if address is not None and self.locality.is_local(address):
+                if address is not None and self._is_local(*address_pair(address)):
                     self._local_names[address_pair(address)] = rec.value
 
     def _netbios(self, ev: AppEvent, msg: NbnsMessage) -> None:

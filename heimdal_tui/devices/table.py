@@ -59,21 +59,24 @@ def device_keys(mac: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return np.where(by_mac, mac, ip_key)
 
 
+def protocol_label(eth_type: int, proto: int) -> str:
+    """Short protocol name: tcp, udp, icmp, icmp6, igmp, arp, ip-N or ether-0xNNNN."""
+    if eth_type in (ETH_IPV4, ETH_IPV6):
+        return _IP_PROTOCOLS.get(proto, f"ip-{proto}")
+    if eth_type == ETH_ARP:
+        return "arp"
+    return f"ether-0x{eth_type & 0xFFFF:04x}"
+
+
+_IP_PROTOCOLS = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "icmp6", 2: "igmp"}
+
+
 def protocol_labels(eth_type: np.ndarray, proto: np.ndarray) -> np.ndarray:
-    """Short protocol names (tcp, udp, icmp, icmp6, arp, ip-N, ether-0xNNNN) per row."""
-    labels = np.full(eth_type.shape[0], "other", dtype=object)
-    ip = (eth_type == ETH_IPV4) | (eth_type == ETH_IPV6)
-    labels[ip] = [f"ip-{p}" for p in proto[ip]] if ip.any() else []
-    labels[ip & (proto == PROTO_TCP)] = "tcp"
-    labels[ip & (proto == PROTO_UDP)] = "udp"
-    labels[ip & (proto == PROTO_ICMP)] = "icmp"
-    labels[ip & (proto == PROTO_ICMPV6)] = "icmp6"
-    labels[ip & (proto == 2)] = "igmp"
-    labels[eth_type == ETH_ARP] = "arp"
-    rest = ~ip & (eth_type != ETH_ARP)
-    if rest.any():
-        labels[rest] = [f"ether-0x{int(e) & 0xFFFF:04x}" for e in eth_type[rest]]
-    return labels
+    """:func:`protocol_label` per row (computed once per distinct pair)."""
+    codes = (eth_type.astype(np.int64) << 16) | (proto.astype(np.int64) & 0xFFFF)
+    unique, inverse = np.unique(codes, return_inverse=True)
+    names = np.array([protocol_label(int(c) >> 16, int(c) & 0xFFFF) for c in unique], dtype=object)
+    return names[inverse]
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from heimdal_tui.capture.frames import FrameBatch
-from heimdal_tui.decode.app_select import AppEvent, candidate_rows, parse_rows
+from heimdal_tui.decode.app_select import AppEvent, AppParser, candidate_rows
 from heimdal_tui.decode.headers import DecodedBatch, decode_headers
 from heimdal_tui.devices.directory import DeviceDirectory
 from heimdal_tui.devices.locality import DEFAULT_LOCAL_NETWORKS, Locality
@@ -67,6 +67,7 @@ class Pipeline:
         self.devices = DeviceTable(self.locality, self.settings.device_limits)
         self.flows = FlowTable(self.settings.flow_timeouts, self.settings.max_flows)
         self.directory = DeviceDirectory(self.locality)
+        self.app_parser = AppParser()
         self.stats = PipelineStats()
 
     def feed(self, batch: FrameBatch) -> BatchResult:
@@ -83,7 +84,7 @@ class Pipeline:
             st.first_ts = first if st.first_ts is None else min(st.first_ts, first)
             st.last_ts = last if st.last_ts is None else max(st.last_ts, last)
 
-        events = parse_rows(decoded, candidate_rows(decoded), st.app_errors)
+        events = self.app_parser.parse_rows(decoded, candidate_rows(decoded), st.app_errors)
         for ev in events:
             st.app_messages[type(ev.message).__name__] += 1
         packets = decoded.to_frame()

@@ -12,7 +12,9 @@ from heimdal_tui.samples import home_lan
 from heimdal_tui.samples.writer import write_pcap
 
 
-def generate_all(out_dir: str, seed: int = home_lan.DEFAULT_SEED, duration_s: float = home_lan.DEFAULT_DURATION_S) -> list[str]:
+def generate_all(
+    out_dir: str, seed: int = home_lan.DEFAULT_SEED, duration_s: float = home_lan.DEFAULT_DURATION_S
+) -> list[str]:
     """Write every scenario's pcap and truth file into ``out_dir``; returns the paths written."""
     os.makedirs(out_dir, exist_ok=True)
     written: list[str] = []
@@ -40,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--duration",
         type=float,
         default=home_lan.DEFAULT_DURATION_S,
-        help=f"capture length in seconds (default {home_lan.DEFAULT_DURATION_S}, minimum {home_lan.MIN_DURATION_S})",
+        help=(
+            f"capture length in seconds (default {home_lan.DEFAULT_DURATION_S}, "
+            f"minimum {home_lan.MIN_DURATION_S})"
+        ),
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     args = parser.parse_args(argv)

@@ -12,6 +12,7 @@ Timeline with the default 45-minute capture (2026-03-02 08:00-08:45 UTC):
 
 from __future__ import annotations
 
+import itertools
 import math
 import string
 import struct
@@ -189,13 +190,24 @@ CAMERA = Device(
 
 DEVICES: tuple[Device, ...] = (ROUTER, NAS, IPHONE, ANDROID, LAPTOP, TV, PRINTER, PLUG, CAMERA)
 
+# When each device joins (seconds after 08:00); router, NAS and camera run all along. The iPhone
+# leaves the house four minutes before the capture ends.
+ARRIVALS = {"iphone": 71.4, "printer": 96.2, "android": 163.8, "tv": 201.5, "plug": 243.1, "laptop": 391.7}
+
 # mDNS services each device advertises.
 IPHONE_SERVICES = (
     pr.MdnsService(
         "Annas-iPhone",
         "_companion-link._tcp",
         49463,
-        (b"rpMac=0", b"rpHN=b7f1c3e5a1d2", b"rpFl=0x20000", b"rpHA=4a6e2f0c9b1d", b"rpVr=510.73", b"rpAD=1f3e5c7a9b2d"),
+        (
+            b"rpMac=0",
+            b"rpHN=b7f1c3e5a1d2",
+            b"rpFl=0x20000",
+            b"rpHA=4a6e2f0c9b1d",
+            b"rpVr=510.73",
+            b"rpAD=1f3e5c7a9b2d",
+        ),
     ),
 )
 TV_SERVICES = (
@@ -219,7 +231,15 @@ TV_SERVICES = (
         "8C79F5A23D6E@Samsung Q70 Series (55)",
         "_raop._tcp",
         7000,
-        (b"cn=0,1,3", b"da=true", b"et=0,3,5", b"ft=0x7F8AD0,0x38BCB46", b"md=0,1,2", b"am=QE55Q70BATXXU", b"sf=0x244"),
+        (
+            b"cn=0,1,3",
+            b"da=true",
+            b"et=0,3,5",
+            b"ft=0x7F8AD0,0x38BCB46",
+            b"md=0,1,2",
+            b"am=QE55Q70BATXXU",
+            b"sf=0x244",
+        ),
     ),
 )
 _PRINTER_NAME = "HP OfficeJet Pro 9010 series [E4A7C1]"
@@ -238,19 +258,42 @@ _PRINTER_TXT = (
 )
 PRINTER_SERVICES = (
     pr.MdnsService(_PRINTER_NAME, "_ipp._tcp", 631, _PRINTER_TXT),
-    pr.MdnsService(_PRINTER_NAME, "_printer._tcp", 515, (b"txtvers=1", b"qtotal=1", b"rp=RAW", b"ty=HP OfficeJet Pro 9010 series")),
-    pr.MdnsService(_PRINTER_NAME, "_pdl-datastream._tcp", 9100, (b"txtvers=1", b"ty=HP OfficeJet Pro 9010 series")),
+    pr.MdnsService(
+        _PRINTER_NAME,
+        "_printer._tcp",
+        515,
+        (b"txtvers=1", b"qtotal=1", b"rp=RAW", b"ty=HP OfficeJet Pro 9010 series"),
+    ),
+    pr.MdnsService(
+        _PRINTER_NAME, "_pdl-datastream._tcp", 9100, (b"txtvers=1", b"ty=HP OfficeJet Pro 9010 series")
+    ),
     pr.MdnsService(_PRINTER_NAME, "_http._tcp", 80, (b"path=/",)),
-    pr.MdnsService(_PRINTER_NAME, "_uscan._tcp", 8080, (b"txtvers=1", b"vers=2.63", b"rs=eSCL", b"ty=HP OfficeJet Pro 9010 series")),
+    pr.MdnsService(
+        _PRINTER_NAME,
+        "_uscan._tcp",
+        8080,
+        (b"txtvers=1", b"vers=2.63", b"rs=eSCL", b"ty=HP OfficeJet Pro 9010 series"),
+    ),
 )
 NAS_SERVICES = (
     pr.MdnsService("DiskStation", "_smb._tcp", 445, (b"",)),
-    pr.MdnsService("DiskStation", "_adisk._tcp", 9, (b"sys=waMa=0,adVF=0x100", b"dk0=adVN=TimeMachine,adVF=0x82")),
+    pr.MdnsService(
+        "DiskStation", "_adisk._tcp", 9, (b"sys=waMa=0,adVF=0x100", b"dk0=adVN=TimeMachine,adVF=0x82")
+    ),
     pr.MdnsService(
         "DiskStation",
         "_http._tcp",
         5000,
-        (b"vendor=Synology", b"model=DS220+", b"serial=2150PDN123456", b"version_major=7", b"version_minor=2", b"version_build=64570", b"admin_port=5000", b"secure_admin_port=5001"),
+        (
+            b"vendor=Synology",
+            b"model=DS220+",
+            b"serial=2150PDN123456",
+            b"version_major=7",
+            b"version_minor=2",
+            b"version_build=64570",
+            b"admin_port=5000",
+            b"secure_admin_port=5001",
+        ),
     ),
     pr.MdnsService("DiskStation", "_device-info._tcp", 0, (b"model=Xserve",)),
 )
@@ -260,19 +303,43 @@ NAS_SERVICES = (
 # iptocc (RIR delegation data) reports for the address, which tests/test_samples.py checks.
 
 
-def _d(name: str, ipv4: str, country: str, ttl: int = 300, rtt: float = 20.0, **kw: object) -> Domain:
-    return Domain(name, ipv4, country, ttl, rtt, **kw)  # type: ignore[arg-type]
+def _d(
+    name: str,
+    ipv4: str,
+    country: str,
+    ttl: int = 300,
+    rtt: float = 20.0,
+    *,
+    cname: tuple[str, ...] = (),
+    ipv6: str | None = None,
+    server_ttl: int = 57,
+) -> Domain:
+    return Domain(name, ipv4, country, ttl, rtt, cname, ipv6, server_ttl)
 
 
 DOMAINS: dict[str, Domain] = {
     d.name: d
     for d in (
         # Apple
-        _d("captive.apple.com", "17.253.53.207", "US", 300, 14, cname=("captive-cdn.origin-apple.com.akadns.net",)),
+        _d(
+            "captive.apple.com",
+            "17.253.53.207",
+            "US",
+            300,
+            14,
+            cname=("captive-cdn.origin-apple.com.akadns.net",),
+        ),
         _d("time.apple.com", "17.253.53.208", "US", 600, 14),
         _d("gateway.icloud.com", "17.248.211.66", "US", 120, 22, ipv6="2a01:b740:a42:1::12"),
         _d("api.apple-cloudkit.com", "17.248.211.70", "US", 120, 22),
-        _d("courier.push.apple.com", "17.57.146.52", "US", 900, 26, cname=("courier-push-apple.com.akadns.net",)),
+        _d(
+            "courier.push.apple.com",
+            "17.57.146.52",
+            "US",
+            900,
+            26,
+            cname=("courier-push-apple.com.akadns.net",),
+        ),
         _d("weather-data.apple.com", "17.253.53.210", "US", 600, 14),
         # Meta
         _d("i.instagram.com", "31.13.84.52", "IE", 60, 24, cname=("dualstack.reverse-proxy.instagram.com",)),
@@ -290,9 +357,24 @@ DOMAINS: dict[str, Domain] = {
         _d("time.android.com", "216.239.35.4", "US", 300, 10),
         _d("time.google.com", "216.239.35.0", "US", 300, 10),
         # Spotify
-        _d("spclient.wg.spotify.com", "35.186.224.25", "US", 300, 16, cname=("edge-web.dual-gslb.spotify.com",)),
+        _d(
+            "spclient.wg.spotify.com",
+            "35.186.224.25",
+            "US",
+            300,
+            16,
+            cname=("edge-web.dual-gslb.spotify.com",),
+        ),
         # Microsoft and work sites
-        _d("www.msftconnecttest.com", "13.107.4.52", "US", 30, 12, cname=("v4ncsi.msedge.net",), server_ttl=117),
+        _d(
+            "www.msftconnecttest.com",
+            "13.107.4.52",
+            "US",
+            30,
+            12,
+            cname=("v4ncsi.msedge.net",),
+            server_ttl=117,
+        ),
         _d("time.windows.com", "168.61.215.74", "US", 900, 98, server_ttl=108),
         _d("login.microsoftonline.com", "20.190.160.20", "US", 60, 21, server_ttl=110),
         _d("outlook.office365.com", "52.97.146.162", "US", 30, 19, server_ttl=112),
@@ -359,7 +441,7 @@ def level(points: Sequence[tuple[float, float]], t_s: float) -> float:
     """Piecewise-linear activity level at ``t_s`` seconds."""
     if t_s <= points[0][0]:
         return points[0][1]
-    for (t0, v0), (t1, v1) in zip(points, points[1:], strict=False):
+    for (t0, v0), (t1, v1) in itertools.pairwise(points):
         if t_s <= t1:
             return v0 + (v1 - v0) * (t_s - t0) / (t1 - t0)
     return points[-1][1]
@@ -403,7 +485,9 @@ class App:
     alpn: tuple[str, ...] = ("h2", "http/1.1")
 
 
-def poisson(s: Stream, start_s: float, end_s: float, per_min: float, profile: Sequence[tuple[float, float]]) -> list[float]:
+def poisson(
+    s: Stream, start_s: float, end_s: float, per_min: float, profile: Sequence[tuple[float, float]]
+) -> list[float]:
     """Event times with rate ``per_min * level(profile, t)`` (thinning a homogeneous process)."""
     peak = max(v for _, v in profile) * per_min / 60
     times: list[float] = []
@@ -440,7 +524,9 @@ def app_sessions(
             down = int(min(400_000, max(300, rng.lognormvariate(math.log(app.median_down), 0.9))))
             exchanges.append((think, rng.randint(250, 1800), down))
         close = rng.choices(("client", "server", "rst"), (6, 3, 1))[0]
-        _, last = s.tls_session(t_us, device, app.domain, exchanges, port=app.port, alpn=app.alpn, close=close)
+        _, last = s.tls_session(
+            t_us, device, app.domain, exchanges, port=app.port, alpn=app.alpn, close=close
+        )
         if last >= ctx.end:
             break
         busy_until = t_us + rng.randint(50 * MS, 2 * SECOND)
@@ -513,7 +599,14 @@ def router_behaviour(ctx: Ctx, presence: dict[str, tuple[int, int]]) -> None:
         s.emit(
             t,
             pk.igmp_frame(
-                pk.multicast_mac("224.0.0.1"), router.mac, router.ipb, pk.ip_bytes("224.0.0.1"), 0x11, 100, "0.0.0.0", s.ipid(router)
+                pk.multicast_mac("224.0.0.1"),
+                router.mac,
+                router.ipb,
+                pk.ip_bytes("224.0.0.1"),
+                0x11,
+                100,
+                "0.0.0.0",
+                s.ipid(router),
             ),
         )
         for group, members in groups.items():
@@ -525,7 +618,16 @@ def router_behaviour(ctx: Ctx, presence: dict[str, tuple[int, int]]) -> None:
             host = s.world.hosts[member]
             s.emit(
                 t + delay,
-                pk.igmp_frame(pk.multicast_mac(group), host.mac, host.ipb, pk.ip_bytes(group), 0x16, 0, group, s.ipid(host)),
+                pk.igmp_frame(
+                    pk.multicast_mac(group),
+                    host.mac,
+                    host.ipb,
+                    pk.ip_bytes(group),
+                    0x16,
+                    0,
+                    group,
+                    s.ipid(host),
+                ),
             )
         t += 125 * SECOND
     for name, (arrive, leave) in presence.items():
@@ -554,7 +656,13 @@ def nas_behaviour(ctx: Ctx) -> None:
         t += 1024 * SECOND
     # DDNS / external-address check every 10 minutes, update check at 08:05 and 08:35
     for t in periodic(s, ctx.at(30), end - 5 * SECOND, 600, 0.05):
-        s.tls_session(t, dev, "checkip.synology.com", [(0, rng.randint(300, 500), rng.randint(600, 900))], close="server")
+        s.tls_session(
+            t,
+            dev,
+            "checkip.synology.com",
+            [(0, rng.randint(300, 500), rng.randint(600, 900))],
+            close="server",
+        )
     for at_s in (305.0, 2105.0):
         if ctx.at(at_s) < end:
             s.tls_session(ctx.at(at_s), dev, "global.download.synology.com", [(0, 420, 14_800)])
@@ -586,24 +694,29 @@ def camera_behaviour(ctx: Ctx) -> None:
     frame_no = 0
     while t < end:
         m = level(motion, ctx.seconds(t))
-        size = 7_500 if frame_no % 10 == 0 else int(rng.lognormvariate(math.log(1100 * m), 0.35))
+        size = 5_800 if frame_no % 20 == 0 else int(rng.lognormvariate(math.log(950 * m), 0.3))
         conn.t = max(conn.t, t)
         conn.last[False] = conn.last[True] = t - 1
-        conn.send(True, size, pr.app_data_head(rng, size, 64), snap=SNAP_BULK, rate_bps=4e6, final_ack=size > 1460)
+        conn.send(True, size, pr.app_data_head(rng, size, 64), snap=SNAP_BULK, rate_bps=4e6, final_ack=True)
         frame_no += 1
-        t += s.jitter(2 * SECOND, 0.15)
+        t += s.jitter(3 * SECOND, 0.1)
 
 
 def iphone_behaviour(ctx: Ctx, arrive_s: float, leave_s: float) -> None:
     s = ctx.stream("iphone")
-    rng = s.rng
     dev = IPHONE
     host = s.world.hosts[dev.name]
     leave = ctx.at(leave_s)
     t = lan.dhcp_dora(s, ctx.at(arrive_s), dev)
     t = lan.join_arp(s, t, dev, probes=3)
     t = lan.mdns_announce(s, t + 40 * MS, dev, IPHONE_SERVICES)
-    t = lan.mdns_ask(s, t + 300 * MS, dev, ["_airplay._tcp.local", "_raop._tcp.local"], [(TV, TV_SERVICES)] if ctx.at(200) < t else [])
+    t = lan.mdns_ask(
+        s,
+        t + 300 * MS,
+        dev,
+        ["_airplay._tcp.local", "_raop._tcp.local"],
+        [(TV, TV_SERVICES)] if ctx.at(ARRIVALS["tv"]) < t else [],
+    )
     t = lan.http_get(
         s,
         t + 20 * MS,
@@ -631,7 +744,7 @@ def iphone_behaviour(ctx: Ctx, arrive_s: float, leave_s: float) -> None:
         lan.mdns_ask(s, t, dev, ["_airplay._tcp.local", "_raop._tcp.local"], [(TV, TV_SERVICES)])
     apps = (
         App("i.instagram.com", 3, 9_000),
-        App("scontent.cdninstagram.com", 3, 38_000),
+        App("scontent.cdninstagram.com", 3, 25_000),
         App("g.whatsapp.net", 2, 2_500, port=443),
         App("gateway.icloud.com", 1, 6_000),
         App("api.apple-cloudkit.com", 1, 4_000),
@@ -640,12 +753,11 @@ def iphone_behaviour(ctx: Ctx, arrive_s: float, leave_s: float) -> None:
         App("weather-data.apple.com", 0.5, 7_000),
     )
     profile = ((0, 0.5), (600, 1.0), (1200, 1.4), (1500, 1.4), (2100, 0.8), (leave_s, 0.4))
-    app_sessions(s, ctx, dev, apps, arrive_s + 20, leave_s, 1.1, profile)
+    app_sessions(s, ctx, dev, apps, arrive_s + 20, leave_s, 0.7, profile)
 
 
 def android_behaviour(ctx: Ctx, arrive_s: float) -> None:
     s = ctx.stream("android")
-    rng = s.rng
     dev = ANDROID
     host = s.world.hosts[dev.name]
     end = ctx.end
@@ -659,7 +771,7 @@ def android_behaviour(ctx: Ctx, arrive_s: float) -> None:
         "connectivitycheck.gstatic.com",
         "/generate_204",
         [("User-Agent", ua), ("Connection", "Keep-Alive"), ("Accept-Encoding", "gzip")],
-        pr.http_response("204 No Content", [("Date", "Mon, 02 Mar 2026 08:02:41 GMT")]),
+        pr.http_response("204 No Content", [("Date", pr.http_date(t))]),
     )
     s.tls_session(t + 10 * MS, dev, "www.google.com", [(0, 700, 1_200)], close="server")
     ip, t2 = s.resolve(t + 200 * MS, dev, "time.android.com")
@@ -698,25 +810,43 @@ def laptop_behaviour(ctx: Ctx, arrive_s: float) -> None:
     # NetBIOS name registration, three broadcasts per name
     bcast = "192.168.1.255"
     txid = rng.getrandbits(16)
-    for name, suffix, group in (("LAPTOP-J4R8TQ2N", 0x00, False), ("WORKGROUP", 0x00, True), ("LAPTOP-J4R8TQ2N", 0x20, False)):
+    for name, suffix, group in (
+        ("LAPTOP-J4R8TQ2N", 0x00, False),
+        ("WORKGROUP", 0x00, True),
+        ("LAPTOP-J4R8TQ2N", 0x20, False),
+    ):
         for attempt in range(3):
             payload = pr.nbns_registration(txid, name, suffix, dev.ip, group)
-            s.udp(t + attempt * 750 * MS, host, None, 137, 137, payload, dst_ip=bcast, eth_dst=pk.BROADCAST_MAC)
+            s.udp(
+                t + attempt * 750 * MS, host, None, 137, 137, payload, dst_ip=bcast, eth_dst=pk.BROADCAST_MAC
+            )
         txid = (txid + 1) & 0xFFFF
         t += rng.randint(5 * MS, 30 * MS)
     t += 2300 * MS
     # SSDP discovery; the TV answers
     sport = s.ephemeral(host)
     for i in range(2):
-        msearch = pr.ssdp_msearch("urn:dial-multiscreen-org:service:dial:1", 1, "Microsoft-Windows/10.0 UPnP/1.0")
-        s.udp(t + i * 120 * MS, host, None, sport, 1900, msearch, dst_ip=SSDP_GROUP, eth_dst=pk.multicast_mac(SSDP_GROUP), ttl=2)
+        msearch = pr.ssdp_msearch(
+            "urn:dial-multiscreen-org:service:dial:1", 1, "Microsoft-Windows/10.0 UPnP/1.0"
+        )
+        s.udp(
+            t + i * 120 * MS,
+            host,
+            None,
+            sport,
+            1900,
+            msearch,
+            dst_ip=SSDP_GROUP,
+            eth_dst=pk.multicast_mac(SSDP_GROUP),
+            ttl=2,
+        )
     tv = s.world.hosts[TV.name]
     resp = pr.ssdp_search_response(
         "http://192.168.1.50:7678/nservice/",
         "urn:dial-multiscreen-org:service:dial:1",
         "uuid:0f3e52a1-00aa-1000-b7c2-8c79f5a23d6e::urn:dial-multiscreen-org:service:dial:1",
         "SHP, UPnP/1.0, Samsung UPnP SDK/1.0",
-        "Mon, 02 Mar 2026 08:06:36 GMT",
+        pr.http_date(t),
     )
     s.udp(t + rng.randint(30 * MS, 600 * MS), tv, host, 1900, sport, resp)
     t += 800 * MS
@@ -729,13 +859,17 @@ def laptop_behaviour(ctx: Ctx, arrive_s: float) -> None:
         "/connecttest.txt",
         [("Connection", "Close"), ("User-Agent", _WIN_UA)],
         pr.http_response(
-            "200 OK", [("Cache-Control", "max-age=30, must-revalidate"), ("Content-Type", "text/plain")], b"Microsoft Connect Test"
+            "200 OK",
+            [("Cache-Control", "max-age=30, must-revalidate"), ("Content-Type", "text/plain")],
+            b"Microsoft Connect Test",
         ),
     )
     ip, t2 = s.resolve(t + 900 * MS, dev, "time.windows.com", ("A",))
     lan.ntp_exchange(s, t2, host, s.world.remote(ip), version=3)
     s.tls_session(t + 1500 * MS, dev, "settings-win.data.microsoft.com", [(0, 1900, 5_400)])
-    s.tls_session(t + 2100 * MS, dev, "login.microsoftonline.com", [(0, 2300, 9_800), (400 * MS, 1600, 4_100)])
+    s.tls_session(
+        t + 2100 * MS, dev, "login.microsoftonline.com", [(0, 2300, 9_800), (400 * MS, 1600, 4_100)]
+    )
     keepalive_conn(s, dev, "outlook.office365.com", 443, t + 3 * SECOND, end, 240, 180, 420, spread=0.3)
     keepalive_conn(s, dev, "teams.microsoft.com", 443, t + 4 * SECOND, end, 30, 90, 90, spread=0.15)
     for t in periodic(s, ctx.at(arrive_s + 60), end, 120, 0.5):
@@ -743,7 +877,7 @@ def laptop_behaviour(ctx: Ctx, arrive_s: float) -> None:
     if ctx.at(arrive_s + lan.LEASE_S / 2) < end:
         lan.dhcp_renew(s, ctx.at(arrive_s + lan.LEASE_S / 2), dev)
     # File History backup to the NAS over SMB2, during learning and again later
-    backup_at = [(725.0, 3_000_000), (2380.0, 1_100_000)]
+    backup_at = [(725.0, 1_300_000), (2380.0, 500_000)]
     for at_s, size in backup_at:
         if ctx.at(at_s) < end - 60 * SECOND:
             smb_backup(s, ctx.at(at_s), size)
@@ -752,19 +886,35 @@ def laptop_behaviour(ctx: Ctx, arrive_s: float) -> None:
         if ctx.at(at_s) < end - 30 * SECOND:
             ipp_print(s, ctx.at(at_s), size)
     apps = (
-        App("outlook.office365.com", 2, 22_000),
-        App("github.com", 2, 45_000),
-        App("stackoverflow.com", 1, 35_000),
-        App("www.google.com", 2, 20_000),
-        App("www.heise.de", 1, 60_000),
-        App("teams.microsoft.com", 1, 15_000),
+        App("outlook.office365.com", 2, 15_000),
+        App("github.com", 2, 30_000),
+        App("stackoverflow.com", 1, 25_000),
+        App("www.google.com", 2, 15_000),
+        App("www.heise.de", 1, 40_000),
+        App("teams.microsoft.com", 1, 10_000),
         App("login.microsoftonline.com", 0.5, 6_000),
     )
     profile = ((0, 0.6), (900, 1.0), (1500, 1.1), (2100, 1.3), (2700, 1.2))
-    app_sessions(s, ctx, dev, apps, arrive_s + 20, ctx.duration, 1.2, profile)
+    app_sessions(s, ctx, dev, apps, arrive_s + 20, ctx.duration, 0.8, profile)
 
 
-def _smb2(command: int, msg_id: int, session: int, tree: int, response: bool, body_len: int) -> bytes:
+# SMB2 StructureSize of each command's request and response body (MS-SMB2 section 2.2)
+_SMB2_SIZES = {
+    0: (36, 65),
+    1: (25, 9),
+    2: (4, 4),
+    3: (9, 16),
+    4: (4, 4),
+    5: (57, 89),
+    6: (24, 60),
+    9: (49, 17),
+}
+
+
+def _smb2(
+    command: int, msg_id: int, session: int, tree: int, response: bool, body_len: int, file_offset: int = 0
+) -> bytes:
+    """NetBIOS session header + SMB2 header + the body's fixed part (zeros past StructureSize)."""
     flags = 0x1 if response else 0
     header = (
         b"\xfeSMB"
@@ -772,7 +922,13 @@ def _smb2(command: int, msg_id: int, session: int, tree: int, response: bool, bo
         + struct.pack("<QIIQ", msg_id, 0xFEFF, tree, session)
         + b"\x00" * 16
     )
-    return struct.pack(">I", len(header) + body_len) + header
+    size = _SMB2_SIZES[command][1 if response else 0]
+    if command == 9 and not response:
+        # WRITE request: data follows the 48-byte fixed part at offset 64 + 48.
+        body = struct.pack("<HHIQ", size, 0x70, body_len - 48, file_offset) + b"\x00" * 32
+    else:
+        body = struct.pack("<H", size).ljust(body_len, b"\x00")
+    return struct.pack(">I", len(header) + body_len) + header + body
 
 
 def smb_backup(s: Stream, t_us: int, size: int) -> None:
@@ -781,8 +937,24 @@ def smb_backup(s: Stream, t_us: int, size: int) -> None:
     laptop = s.world.hosts[LAPTOP.name]
     nas = s.world.hosts[NAS.name]
     txid = rng.getrandbits(16)
-    s.udp(t_us, laptop, None, 137, 137, pr.nbns_query(txid, "DISKSTATION", 0x20), dst_ip="192.168.1.255", eth_dst=pk.BROADCAST_MAC)
-    s.udp(t_us + rng.randint(1 * MS, 4 * MS), nas, laptop, 137, 137, pr.nbns_positive_response(txid, "DISKSTATION", 0x20, NAS.ip))
+    s.udp(
+        t_us,
+        laptop,
+        None,
+        137,
+        137,
+        pr.nbns_query(txid, "DISKSTATION", 0x20),
+        dst_ip="192.168.1.255",
+        eth_dst=pk.BROADCAST_MAC,
+    )
+    s.udp(
+        t_us + rng.randint(1 * MS, 4 * MS),
+        nas,
+        laptop,
+        137,
+        137,
+        pr.nbns_positive_response(txid, "DISKSTATION", 0x20, NAS.ip),
+    )
     conn = s.connect(t_us + 6 * MS, laptop, nas, 445)
     session = rng.getrandbits(64)
     msg = 0
@@ -796,12 +968,14 @@ def smb_backup(s: Stream, t_us: int, size: int) -> None:
     while remaining > 0:
         chunk = min(1_048_576, remaining)
         remaining -= chunk
-        head = _smb2(9, msg, session, 1, False, chunk + 48)
+        head = _smb2(9, msg, session, 1, False, chunk + 48, size - remaining - chunk)
         conn.send(True, chunk + 116, head, think_us=rng.randint(300, 5 * MS), snap=SNAP_BULK, rate_bps=60e6)
         conn.send(False, 84, _smb2(9, msg, session, 1, True, 16), think_us=rng.randint(500, 4 * MS))
         msg += 1
     for command in (6, 4, 2):  # close, tree disconnect, logoff
-        conn.send(True, 110, _smb2(command, msg, session, 1, False, 42), think_us=rng.randint(1 * MS, 30 * MS))
+        conn.send(
+            True, 110, _smb2(command, msg, session, 1, False, 42), think_us=rng.randint(1 * MS, 30 * MS)
+        )
         conn.send(False, 128, _smb2(command, msg, session, 1, True, 60))
         msg += 1
     conn.close(True, think_us=rng.randint(2 * SECOND, 8 * SECOND))
@@ -814,15 +988,60 @@ def ipp_print(s: Stream, t_us: int, size: int) -> None:
     laptop = s.world.hosts[LAPTOP.name]
     printer = s.world.hosts[PRINTER.name]
     conn = s.connect(t_us + 30 * MS, laptop, printer, 631)
-    headers = [("Content-Type", "application/ipp"), ("User-Agent", "Microsoft-Windows/10.0 IPP/2.0"), ("Expect", "100-continue")]
-    req = pr.http_request("POST", "/ipp/print", "HPE4A7C1.local:631", headers + [("Transfer-Encoding", "chunked")])
+    job = _ipp_request(rng.randint(1, 0x7FFF))
+    headers = [
+        ("Content-Type", "application/ipp"),
+        ("User-Agent", "Microsoft-Windows/10.0 IPP/2.0"),
+        ("Content-Length", str(len(job) + size)),
+        ("Expect", "100-continue"),
+    ]
+    req = pr.http_request("POST", "/ipp/print", "HPE4A7C1.local:631", headers)
     conn.send(True, len(req), req)
     cont = b"HTTP/1.1 100 Continue\r\n\r\n"
     conn.send(False, len(cont), cont)
-    conn.send(True, size, b"\x02\x00\x00\x02\x00\x00\x00\x01\x01G\x00\x12attributes-charset", snap=SNAP_BULK, rate_bps=30e6)
-    body = pr.http_response("200 OK", [("Content-Type", "application/ipp"), ("Server", "HP HTTP Server; HP OfficeJet Pro 9010 series")])
-    conn.send(False, len(body) + 160, body, think_us=rng.randint(80 * MS, 300 * MS))
+    conn.send(True, len(job) + size, job + b"%PDF-1.7\n", snap=SNAP_BULK, rate_bps=30e6)
+    result = _ipp_response(rng.randint(20, 400))
+    body = pr.http_response(
+        "200 OK",
+        [("Content-Type", "application/ipp"), ("Server", "HP HTTP Server; HP OfficeJet Pro 9010 series")],
+        result,
+    )
+    conn.send(False, len(body), body, think_us=rng.randint(80 * MS, 300 * MS))
     conn.close(True, think_us=rng.randint(100 * MS, 1 * SECOND))
+
+
+def _ipp_attr(tag: int, name: str, value: bytes) -> bytes:
+    raw = name.encode()
+    return struct.pack("!BH", tag, len(raw)) + raw + struct.pack("!H", len(value)) + value
+
+
+def _ipp_request(request_id: int) -> bytes:
+    """IPP/2.0 Print-Job operation attributes (RFC 8011), before the document data."""
+    return (
+        struct.pack("!BBHI", 2, 0, 0x0002, request_id)
+        + b"\x01"
+        + _ipp_attr(0x47, "attributes-charset", b"utf-8")
+        + _ipp_attr(0x48, "attributes-natural-language", b"en-us")
+        + _ipp_attr(0x45, "printer-uri", b"ipp://HPE4A7C1.local:631/ipp/print")
+        + _ipp_attr(0x42, "requesting-user-name", b"anna")
+        + _ipp_attr(0x42, "job-name", b"Quarterly report.pdf")
+        + _ipp_attr(0x49, "document-format", b"application/pdf")
+        + b"\x03"
+    )
+
+
+def _ipp_response(job_id: int) -> bytes:
+    return (
+        struct.pack("!BBHI", 2, 0, 0x0000, 1)
+        + b"\x01"
+        + _ipp_attr(0x47, "attributes-charset", b"utf-8")
+        + _ipp_attr(0x48, "attributes-natural-language", b"en-us")
+        + b"\x02"
+        + _ipp_attr(0x45, "job-uri", f"ipp://HPE4A7C1.local:631/ipp/print/job-{job_id}".encode())
+        + _ipp_attr(0x21, "job-id", struct.pack("!I", job_id))
+        + _ipp_attr(0x23, "job-state", struct.pack("!I", 3))
+        + b"\x03"
+    )
 
 
 def tv_behaviour(ctx: Ctx, on_s: float) -> None:
@@ -839,18 +1058,43 @@ def tv_behaviour(ctx: Ctx, on_s: float) -> None:
     nts = (
         ("upnp:rootdevice", f"{uuid}::upnp:rootdevice", "http://192.168.1.50:9197/dmr"),
         (uuid, uuid, "http://192.168.1.50:9197/dmr"),
-        ("urn:schemas-upnp-org:device:MediaRenderer:1", f"{uuid}::urn:schemas-upnp-org:device:MediaRenderer:1", "http://192.168.1.50:9197/dmr"),
-        ("urn:dial-multiscreen-org:service:dial:1", f"{uuid}::urn:dial-multiscreen-org:service:dial:1", "http://192.168.1.50:7678/nservice/"),
-        ("urn:samsung.com:device:RemoteControlReceiver:1", f"{uuid}::urn:samsung.com:device:RemoteControlReceiver:1", "http://192.168.1.50:7676/rcr/"),
+        (
+            "urn:schemas-upnp-org:device:MediaRenderer:1",
+            f"{uuid}::urn:schemas-upnp-org:device:MediaRenderer:1",
+            "http://192.168.1.50:9197/dmr",
+        ),
+        (
+            "urn:dial-multiscreen-org:service:dial:1",
+            f"{uuid}::urn:dial-multiscreen-org:service:dial:1",
+            "http://192.168.1.50:7678/nservice/",
+        ),
+        (
+            "urn:samsung.com:device:RemoteControlReceiver:1",
+            f"{uuid}::urn:samsung.com:device:RemoteControlReceiver:1",
+            "http://192.168.1.50:7676/rcr/",
+        ),
     )
     for tb in periodic(s, t, end, 180, 0.1):
         for i, (nt, usn, loc) in enumerate(nts):
             msg = pr.ssdp_notify(loc, nt, usn, server)
-            s.udp(tb + i * rng.randint(1 * MS, 6 * MS), host, None, 1900, 1900, msg, dst_ip=SSDP_GROUP, eth_dst=pk.multicast_mac(SSDP_GROUP), ttl=4)
+            s.udp(
+                tb + i * rng.randint(1 * MS, 6 * MS),
+                host,
+                None,
+                1900,
+                1900,
+                msg,
+                dst_ip=SSDP_GROUP,
+                eth_dst=pk.multicast_mac(SSDP_GROUP),
+                ttl=4,
+            )
     lan.ntp_exchange(s, t + 2 * SECOND, host, s.world.router, stratum=3)
     for tn in periodic(s, t + 900 * SECOND, end, 900, 0.1):
         lan.ntp_exchange(s, tn, host, s.world.router, stratum=3)
-    ua = "Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.5) AppleWebKit/537.36 (KHTML, like Gecko) 85.0.4183.93/6.5 TV Safari/537.36"
+    ua = (
+        "Mozilla/5.0 (SMART-TV; LINUX; Tizen 6.5) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "85.0.4183.93/6.5 TV Safari/537.36"
+    )
     lan.http_get(
         s,
         t + 4 * SECOND,
@@ -863,11 +1107,13 @@ def tv_behaviour(ctx: Ctx, on_s: float) -> None:
     )
     s.tls_session(t + 6 * SECOND, dev, "osb-eu.samsungqbe.com", [(0, 900, 3_200)])
     for tl in periodic(s, t + 30 * SECOND, end, 300, 0.3):
-        s.tls_session(tl, dev, "log-ingestion-eu.samsungacr.com", [(0, rng.randint(900, 3000), 400)], close="server")
+        s.tls_session(
+            tl, dev, "log-ingestion-eu.samsungacr.com", [(0, rng.randint(900, 3000), 400)], close="server"
+        )
     for for_at in periodic(s, ctx.at(on_s + 400), end, 900, 0.3):
         lan.arp_refresh(s, for_at, dev)
     # Morning news on YouTube, then again later
-    for start_s, stop_s in ((on_s + 40, 1080.0), (1720.0, ctx.duration - 90)):
+    for start_s, stop_s in ((on_s + 40, 900.0), (1900.0, ctx.duration - 330)):
         if ctx.at(start_s) < end - 60 * SECOND:
             youtube_session(s, ctx, ctx.at(start_s), min(ctx.at(stop_s), end - 10 * SECOND))
 
@@ -875,24 +1121,31 @@ def tv_behaviour(ctx: Ctx, on_s: float) -> None:
 def youtube_session(s: Stream, ctx: Ctx, start: int, stop: int) -> None:
     rng = s.rng
     dev = TV
-    _, t = s.tls_session(start, dev, "www.youtube.com", [(0, 1500, 60_000), (300 * MS, 900, 25_000)], close="keep")
+    _, t = s.tls_session(
+        start, dev, "www.youtube.com", [(0, 1500, 60_000), (300 * MS, 900, 25_000)], close="keep"
+    )
     s.tls_session(start + 200 * MS, dev, "i.ytimg.com", [(0, 700, 48_000), (100 * MS, 700, 52_000)])
     conn, t = s.tls_session(t + 400 * MS, dev, "rr4---sn-4g5ednsz.googlevideo.com", [], close="keep")
     # Buffer ahead at start-up, then one media segment every few seconds.
     next_t = t
     first = True
     while next_t < stop:
-        size = rng.randint(180_000, 260_000) if first else int(rng.lognormvariate(math.log(52_000), 0.3))
-        conn.send(True, rng.randint(900, 1400), pr.app_data_head(rng, 1200), think_us=max(0, next_t - conn.t), snap=SNAP_BULK)
+        size = rng.randint(120_000, 160_000) if first else int(rng.lognormvariate(math.log(32_000), 0.3))
+        conn.send(
+            True,
+            rng.randint(900, 1400),
+            pr.app_data_head(rng, 1200),
+            think_us=max(0, next_t - conn.t),
+            snap=SNAP_BULK,
+        )
         conn.send(False, size, pr.app_data_head(rng, size), snap=SNAP_BULK, rate_bps=45e6)
         first = False
-        next_t = conn.t + s.jitter(9 * SECOND, 0.35)
+        next_t = conn.t + s.jitter(10 * SECOND, 0.35)
     conn.close(True, think_us=rng.randint(200 * MS, 2 * SECOND))
 
 
 def printer_behaviour(ctx: Ctx, wake_s: float) -> None:
     s = ctx.stream("printer")
-    rng = s.rng
     dev = PRINTER
     host = s.world.hosts[dev.name]
     end = ctx.end
@@ -934,7 +1187,9 @@ def plug_behaviour(ctx: Ctx, join_s: float) -> None:
         lan.arp_refresh(s, tp, dev)
     # MQTT over TLS: PINGREQ/PINGRESP every 60 s (31-byte TLS 1.2 records), a state report every
     # ~5 minutes, and the kettle switched from the phone app at breakfast (command down, state up).
-    conn, t = s.tls_session(t + 200 * MS, dev, "m1.tuyaeu.com", [(0, 96, 37)], port=8883, alpn=(), close="keep")
+    conn, t = s.tls_session(
+        t + 200 * MS, dev, "m1.tuyaeu.com", [(0, 96, 37)], port=8883, alpn=(), close="keep"
+    )
     events: list[tuple[int, str]] = [(tp, "ping") for tp in periodic(s, t, end, 60, 0.01)]
     events += [(tp, "report") for tp in periodic(s, t + 20 * SECOND, end, 300, 0.2)]
     events += [(ctx.at(at_s), "switch") for at_s in (545.0, 1010.0, 2290.0) if ctx.at(at_s) < end]
@@ -962,11 +1217,21 @@ def ssh_exchange(s: Stream, conn: TcpConn, client_banner: bytes, attempts: int) 
     server_banner = b"SSH-2.0-OpenSSH_8.2p1\r\n"
     conn.send(False, len(server_banner), server_banner, think_us=rng.randint(2 * MS, 8 * MS))
     conn.send(True, len(client_banner), client_banner)
-    kex = pr.ssh_kexinit(rng, ["curve25519-sha256", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha1"], ["ssh-rsa", "ecdsa-sha2-nistp256"], ["aes128-ctr", "aes256-ctr"])
+    kex = pr.ssh_kexinit(
+        rng,
+        ["curve25519-sha256", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha1"],
+        ["ssh-rsa", "ecdsa-sha2-nistp256"],
+        ["aes128-ctr", "aes256-ctr"],
+    )
     conn.send(True, len(kex), kex)
     skex = pr.ssh_kexinit(
         rng,
-        ["curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256", "diffie-hellman-group16-sha512"],
+        [
+            "curve25519-sha256",
+            "curve25519-sha256@libssh.org",
+            "ecdh-sha2-nistp256",
+            "diffie-hellman-group16-sha512",
+        ],
         ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", "ecdsa-sha2-nistp256", "ssh-ed25519"],
         ["chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com"],
     )
@@ -993,8 +1258,14 @@ def incident_geo(ctx: Ctx, plan: PlannedIncident, start: int, length_us: int) ->
     stop = start + length_us
     chunks = 0
     while t < stop:
-        size = int(rng.lognormvariate(math.log(40_000), 0.3))
-        conn.send(True, rng.randint(350, 600), pr.app_data_head(rng, 500), think_us=rng.randint(3 * SECOND, 7 * SECOND), snap=SNAP_BULK)
+        size = int(rng.lognormvariate(math.log(30_000), 0.3))
+        conn.send(
+            True,
+            rng.randint(350, 600),
+            pr.app_data_head(rng, 500),
+            think_us=rng.randint(3 * SECOND, 7 * SECOND),
+            snap=SNAP_BULK,
+        )
         conn.send(False, size, pr.app_data_head(rng, size), snap=SNAP_BULK, rate_bps=12e6)
         chunks += 1
         t = conn.t
@@ -1009,7 +1280,12 @@ def incident_geo(ctx: Ctx, plan: PlannedIncident, start: int, length_us: int) ->
         peer_ip=dom.ipv4,
         peer_domain=dom.name,
         peer_country=dom.country,
-        details={"new_country": dom.country, "previous_countries": before, "port": 443, "segments_fetched": chunks},
+        details={
+            "new_country": dom.country,
+            "previous_countries": before,
+            "port": 443,
+            "segments_fetched": chunks,
+        },
     )
 
 
@@ -1032,7 +1308,7 @@ def incident_beacon(ctx: Ctx, plan: PlannedIncident, start: int, length_us: int)
             alpn=("http/1.1",),
         )
         t += round(rng.gauss(60.0, 1.2) * SECOND)
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     return Incident(
         plan.tag,
         plan.kind,
@@ -1069,10 +1345,32 @@ def _syn_probe(s: Stream, t: int, scanner: Host, target: Host, dport: int, open_
     rng = s.rng
     sport = rng.randint(40000, 60000)
     seq = rng.getrandbits(32)
-    s.tcp(t, scanner, target, sport, dport, seq, 0, SYN, window=rng.choice((1024, 2048, 4096)), options=pk.tcp_options("lwip", 1460))
+    s.tcp(
+        t,
+        scanner,
+        target,
+        sport,
+        dport,
+        seq,
+        0,
+        SYN,
+        window=rng.choice((1024, 2048, 4096)),
+        options=pk.tcp_options("lwip", 1460),
+    )
     t2 = t + rng.randint(300, 2500)
     if dport in open_ports:
-        s.tcp(t2, target, scanner, dport, sport, rng.getrandbits(32), seq + 1, SYN | ACK, options=pk.tcp_options("synack"), window=64240)
+        s.tcp(
+            t2,
+            target,
+            scanner,
+            dport,
+            sport,
+            rng.getrandbits(32),
+            seq + 1,
+            SYN | ACK,
+            options=pk.tcp_options("synack"),
+            window=64240,
+        )
         s.tcp(t2 + rng.randint(200, 900), scanner, target, sport, dport, seq + 1, 0, RST, window=0)
     else:
         s.tcp(t2, target, scanner, dport, sport, 0, seq + 1, RST | ACK, window=0)
@@ -1159,7 +1457,12 @@ def incident_bruteforce(ctx: Ctx, plan: PlannedIncident, start: int, length_us: 
         "exchange and a few password tries ended by the server (FIN, or RST when sshd throttles).",
         peer=NAS.ip,
         peer_ip=NAS.ip,
-        details={"port": 22, "connections": attempts, "reset_by_server": reset, "client_banner": "SSH-2.0-Go"},
+        details={
+            "port": 22,
+            "connections": attempts,
+            "reset_by_server": reset,
+            "client_banner": "SSH-2.0-Go",
+        },
     )
 
 
@@ -1172,8 +1475,16 @@ def incident_exfil(ctx: Ctx, plan: PlannedIncident, start: int, length_us: int) 
     stop = start + length_us
     total = 0
     while t < stop:
-        part = rng.randint(60_000, 90_000)
-        conn.send(True, part, pr.app_data_head(rng, part), think_us=rng.randint(300 * MS, 1200 * MS), snap=SNAP_BULK, rate_bps=6e6, ack_every=4)
+        part = rng.randint(55_000, 80_000)
+        conn.send(
+            True,
+            part,
+            pr.app_data_head(rng, part),
+            think_us=rng.randint(1500 * MS, 3000 * MS),
+            snap=SNAP_BULK,
+            rate_bps=6e6,
+            ack_every=4,
+        )
         total += part
         t = conn.t
     conn.send(False, 120, pr.app_data_head(rng, 120))
@@ -1182,8 +1493,9 @@ def incident_exfil(ctx: Ctx, plan: PlannedIncident, start: int, length_us: int) 
         plan.tag,
         plan.kind,
         CAMERA,
-        f"The camera uploads {total / 1e6:.1f} MB in about {length_us // SECOND} s to upload.cloudbox-transfer.net, "
-        "a peer it never used; its normal upload is a few kB/s to the Hik-Connect cloud.",
+        f"The camera uploads {total / 1e6:.1f} MB in about {length_us // SECOND} s to "
+        "upload.cloudbox-transfer.net, a peer it never used; its normal upload is a few kB/s "
+        "to the Hik-Connect cloud.",
         peer=dom.ipv4,
         peer_ip=dom.ipv4,
         peer_domain=dom.name,
@@ -1214,12 +1526,23 @@ def incident_dns_tunnel(ctx: Ctx, plan: PlannedIncident, start: int, length_us: 
         qtype_counts["TXT" if qtype == pr.TXT else "A"] += 1
         txid = rng.getrandbits(16)
         sport = s.ephemeral(laptop)
-        s.udp(t, laptop, router, sport, 53, pr.dns_message(txid, pr.DNS_QUERY_FLAGS, [(name, qtype, pr.CLASS_IN)]))
+        s.udp(
+            t,
+            laptop,
+            router,
+            sport,
+            53,
+            pr.dns_message(txid, pr.DNS_QUERY_FLAGS, [(name, qtype, pr.CLASS_IN)]),
+        )
         if qtype == pr.TXT:
-            reply_txt = "".join(rng.choice(string.ascii_letters + string.digits + "+/") for _ in range(rng.randint(24, 180)))
+            reply_txt = "".join(
+                rng.choice(string.ascii_letters + string.digits + "+/") for _ in range(rng.randint(24, 180))
+            )
             answer = pr.RR(name, pr.TXT, (reply_txt.encode(),), 0)
         else:
-            answer = pr.RR(name, pr.A, f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}", 0)
+            answer = pr.RR(
+                name, pr.A, f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}", 0
+            )
         reply = pr.dns_message(txid, pr.DNS_RESPONSE_FLAGS, [(name, qtype, pr.CLASS_IN)], answers=[answer])
         s.udp(t + rng.randint(35 * MS, 140 * MS), router, laptop, 53, sport, reply)
         names.append(name)
@@ -1230,8 +1553,9 @@ def incident_dns_tunnel(ctx: Ctx, plan: PlannedIncident, start: int, length_us: 
         plan.tag,
         plan.kind,
         LAPTOP,
-        f"The laptop sends {len(names)} queries (mostly TXT) for unique names under {DNS_TUNNEL_DOMAIN} whose "
-        "first labels are 31-63 random base32 characters: data smuggled out through DNS.",
+        f"The laptop sends {len(names)} queries (mostly TXT) for unique names under "
+        f"{DNS_TUNNEL_DOMAIN} whose first labels are 31-63 random base32 characters: "
+        "data smuggled out through DNS.",
         peer=DNS_TUNNEL_DOMAIN,
         peer_domain=DNS_TUNNEL_DOMAIN,
         details={
@@ -1255,7 +1579,9 @@ def incident_arp_spoof(ctx: Ctx, plan: PlannedIncident, start: int, length_us: i
     replies = 0
     while t < start + length_us:
         # Gratuitous reply to everyone: "192.168.1.1 is at <attacker>"
-        s.emit(t, pk.arp(pk.BROADCAST_MAC, attacker.mac, 2, attacker.mac, ROUTER.ip, pk.BROADCAST_MAC, ROUTER.ip))
+        s.emit(
+            t, pk.arp(pk.BROADCAST_MAC, attacker.mac, 2, attacker.mac, ROUTER.ip, pk.BROADCAST_MAC, ROUTER.ip)
+        )
         replies += 1
         for i, victim in enumerate(victims):
             tv = t + (i + 1) * rng.randint(300, 2000)
@@ -1263,15 +1589,18 @@ def incident_arp_spoof(ctx: Ctx, plan: PlannedIncident, start: int, length_us: i
             replies += 1
         # ...and to the router: "<laptop> is at <attacker>", to sit in the middle both ways
         laptop = victims[0]
-        s.emit(t + 9 * MS, pk.arp(router.mac, attacker.mac, 2, attacker.mac, laptop.ip, router.mac, router.ip))
+        s.emit(
+            t + 9 * MS, pk.arp(router.mac, attacker.mac, 2, attacker.mac, laptop.ip, router.mac, router.ip)
+        )
         replies += 1
         t += round(rng.gauss(2.0, 0.05) * SECOND)
     return Incident(
         plan.tag,
         plan.kind,
         ANDROID,
-        "The Android phone sends forged ARP replies claiming 192.168.1.1 (the gateway) is at its own MAC, "
-        "broadcast and directly to the laptop, iPhone and TV, and tells the router the laptop's IP is at its MAC.",
+        "The Android phone sends forged ARP replies claiming 192.168.1.1 (the gateway) is at its "
+        "own MAC, broadcast and directly to the laptop, iPhone and TV, and tells the router the "
+        "laptop's IP is at its MAC.",
         peer=ROUTER.ip,
         peer_ip=ROUTER.ip,
         details={
@@ -1301,7 +1630,9 @@ INCIDENT_BUILDERS: dict[str, Callable[[Ctx, PlannedIncident, int, int], Incident
 def build_world() -> World:
     hosts: dict[str, Host] = {}
     for dev in DEVICES:
-        rtt = {"nas": 900, "router": 300, "camera": 4 * MS, "plug": 6 * MS, "printer": 3 * MS}.get(dev.name, 3 * MS)
+        rtt = {"nas": 900, "router": 300, "camera": 4 * MS, "plug": 6 * MS, "printer": 3 * MS}.get(
+            dev.name, 3 * MS
+        )
         hosts[dev.name] = lan_host(dev, rtt)
     return World(hosts[ROUTER.name], ROUTER, {d.name: d for d in DEVICES}, hosts, DOMAINS)
 
@@ -1321,26 +1652,24 @@ def generate(
     log = FrameLog()
     ctx = Ctx(build_world(), timeline, log, seed)
     dur = duration_s
+    leave_iphone = dur - 240
     presence = {
-        "router": (timeline.capture_start_us, timeline.capture_end_us),
-        "nas": (timeline.capture_start_us, timeline.capture_end_us),
-        "camera": (timeline.capture_start_us, timeline.capture_end_us),
-        "iphone": (ctx.at(71.4), ctx.at(dur - 240)),
-        "printer": (ctx.at(96.2), timeline.capture_end_us),
-        "android": (ctx.at(163.8), timeline.capture_end_us),
-        "tv": (ctx.at(201.5), timeline.capture_end_us),
-        "plug": (ctx.at(243.1), timeline.capture_end_us),
-        "laptop": (ctx.at(391.7), timeline.capture_end_us),
+        name: (timeline.capture_start_us, timeline.capture_end_us) for name in ("router", "nas", "camera")
     }
+    for name, arrive_s in ARRIVALS.items():
+        presence[name] = (
+            ctx.at(arrive_s),
+            ctx.at(leave_iphone) if name == "iphone" else timeline.capture_end_us,
+        )
     router_behaviour(ctx, presence)
     nas_behaviour(ctx)
     camera_behaviour(ctx)
-    iphone_behaviour(ctx, 71.4, dur - 240)
-    printer_behaviour(ctx, 96.2)
-    android_behaviour(ctx, 163.8)
-    tv_behaviour(ctx, 201.5)
-    plug_behaviour(ctx, 243.1)
-    laptop_behaviour(ctx, 391.7)
+    iphone_behaviour(ctx, ARRIVALS["iphone"], leave_iphone)
+    printer_behaviour(ctx, ARRIVALS["printer"])
+    android_behaviour(ctx, ARRIVALS["android"])
+    tv_behaviour(ctx, ARRIVALS["tv"])
+    plug_behaviour(ctx, ARRIVALS["plug"])
+    laptop_behaviour(ctx, ARRIVALS["laptop"])
     # Nothing benign may spill past the end of the capture.
     log.records = [r for r in log.records if r[0] < timeline.capture_end_us]
     found: list[Incident] = []
@@ -1353,7 +1682,8 @@ def generate(
         log.records = [r for r in log.records if r[0] < timeline.capture_end_us]
     name = f"{SCENARIO}_incidents" if incidents else f"{SCENARIO}_benign"
     description = (
-        "Home LAN, Monday morning: benign learning stretch, then seven incidents on top of the same benign traffic."
+        "Home LAN, Monday morning: benign learning stretch, then seven incidents on top of the "
+        "same benign traffic."
         if incidents
         else "Home LAN, Monday morning: benign traffic only (the incidents capture minus its incidents)."
     )

@@ -69,7 +69,9 @@ def _server_options(router: Host, msg_type: int) -> list[tuple[int, bytes]]:
 
 def _client_broadcast(s: Stream, t_us: int, device: Device, payload: bytes, src_ip: str = "0.0.0.0") -> None:
     host = s.world.hosts[device.name]
-    s.udp(t_us, host, None, 68, 67, payload, dst_ip="255.255.255.255", eth_dst=pk.BROADCAST_MAC, src_ip=src_ip)
+    s.udp(
+        t_us, host, None, 68, 67, payload, dst_ip="255.255.255.255", eth_dst=pk.BROADCAST_MAC, src_ip=src_ip
+    )
 
 
 def _server_reply(s: Stream, t_us: int, device: Device, payload: bytes) -> None:
@@ -102,7 +104,9 @@ def dhcp_dora(s: Stream, t_us: int, device: Device) -> int:
     )
     _client_broadcast(s, t_us, device, request)
     t_us += rng.randint(2 * MS, 12 * MS)
-    ack = pr.dhcp_message(2, xid, mac, _server_options(router, pr.DHCPACK), yiaddr=device.ip, siaddr=router.ip)
+    ack = pr.dhcp_message(
+        2, xid, mac, _server_options(router, pr.DHCPACK), yiaddr=device.ip, siaddr=router.ip
+    )
     _server_reply(s, t_us, device, ack)
     return t_us
 
@@ -169,7 +173,17 @@ def arp_refresh(s: Stream, t_us: int, device: Device) -> int:
 
 
 def mdns_send(s: Stream, t_us: int, host: Host, payload: bytes) -> None:
-    s.udp(t_us, host, None, 5353, 5353, payload, dst_ip=MDNS_GROUP, eth_dst=pk.multicast_mac(MDNS_GROUP), ttl=255)
+    s.udp(
+        t_us,
+        host,
+        None,
+        5353,
+        5353,
+        payload,
+        dst_ip=MDNS_GROUP,
+        eth_dst=pk.multicast_mac(MDNS_GROUP),
+        ttl=255,
+    )
 
 
 def mdns_announce(
@@ -201,7 +215,9 @@ def mdns_ask(
             continue
         # RFC 6762 section 6: shared answers wait 20-120 ms.
         t_reply = t_us + s.rng.randint(20 * MS, 120 * MS)
-        mdns_send(s, t_reply, s.world.hosts[device.name], pr.mdns_response(device.hostname, device.ip, wanted))
+        mdns_send(
+            s, t_reply, s.world.hosts[device.name], pr.mdns_response(device.hostname, device.ip, wanted)
+        )
         last = max(last, t_reply)
     return last
 
@@ -216,7 +232,9 @@ def ntp_exchange(s: Stream, t_us: int, client: Host, server: Host, version: int 
     rtt = server.rtt_us if not server.lan else rng.randint(400, 1500)
     t_reply = t_us + round(rtt * rng.uniform(0.95, 1.15))
     ref_id = b"GPS\x00" if stratum == 1 else bytes([216, 239, 35, 4])
-    payload = pr.ntp_server(xmit, t_us + rtt // 2, t_us + rtt // 2 + 40, t_us - 512 * SECOND, stratum, ref_id, version)
+    payload = pr.ntp_server(
+        xmit, t_us + rtt // 2, t_us + rtt // 2 + 40, t_us - 512 * SECOND, stratum, ref_id, version
+    )
     s.udp(t_reply, server, client, 123, sport, payload)
     return t_reply
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import socket
 import struct
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -292,7 +293,9 @@ def ntp_timestamp(t_us: int) -> int:
 
 
 def ntp_client(xmit_us: int, version: int = 4) -> bytes:
-    return struct.pack("!BBbbII4sQQQQ", (version << 3) | 3, 0, 0, 0, 0, 0, b"\0" * 4, 0, 0, 0, ntp_timestamp(xmit_us))
+    return struct.pack(
+        "!BBbbII4sQQQQ", (version << 3) | 3, 0, 0, 0, 0, 0, b"\0" * 4, 0, 0, 0, ntp_timestamp(xmit_us)
+    )
 
 
 def ntp_server(
@@ -385,48 +388,63 @@ class TlsProfile:
 
 _SIGALGS = (0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601)
 
+
+def _hex16(text: str) -> tuple[int, ...]:
+    """``"1301 1302"`` -> ``(0x1301, 0x1302)``: cipher-suite and group lists as specs print them."""
+    return tuple(int(v, 16) for v in text.split())
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
 TLS_PROFILES = {
     "chrome": TlsProfile(
         "chrome",
-        (0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0xC013, 0xC014)
-        + (0x009C, 0x009D, 0x002F, 0x0035),
-        (0x001D, 0x0017, 0x0018),
-        ("sni", "ems", "reneg", "groups", "points", "ticket", "alpn", "status", "sigalgs", "sct")
-        + ("keyshare", "pskmodes", "versions", "compress_cert"),
+        _hex16("1301 1302 1303 c02b c02f c02c c030 cca9 cca8 c013 c014 009c 009d 002f 0035"),
+        _hex16("001d 0017 0018"),
+        _words(
+            "sni ems reneg groups points ticket alpn status sigalgs sct "
+            "keyshare pskmodes versions compress_cert"
+        ),
         grease=True,
         pad_to=512,
     ),
     "apple": TlsProfile(
         "apple",
-        (0x1301, 0x1302, 0x1303, 0xC02C, 0xC02B, 0xCCA9, 0xC030, 0xC02F, 0xCCA8, 0xC00A, 0xC009)
-        + (0xC014, 0xC013, 0x009D, 0x009C, 0x0035, 0x002F, 0xC008, 0xC012, 0x000A),
-        (0x001D, 0x0017, 0x0018, 0x0019),
-        ("sni", "ems", "reneg", "groups", "points", "alpn", "status", "sigalgs", "sct", "keyshare")
-        + ("pskmodes", "versions", "compress_cert"),
+        _hex16(
+            "1301 1302 1303 c02c c02b cca9 c030 c02f cca8 c00a c009 c014 c013 "
+            "009d 009c 0035 002f c008 c012 000a"
+        ),
+        _hex16("001d 0017 0018 0019"),
+        _words(
+            "sni ems reneg groups points alpn status sigalgs sct keyshare pskmodes versions compress_cert"
+        ),
         grease=True,
     ),
     "schannel": TlsProfile(
         "schannel",
-        (0x1302, 0x1301, 0x1303, 0xC02C, 0xC02B, 0xC030, 0xC02F, 0xC024, 0xC023, 0xC028, 0xC027)
-        + (0xC00A, 0xC009, 0xC014, 0xC013, 0x009D, 0x009C, 0x003D, 0x003C, 0x0035, 0x002F),
-        (0x001D, 0x0017, 0x0018),
-        ("sni", "status", "groups", "points", "sigalgs", "ticket", "alpn", "ems", "reneg")
-        + ("versions", "pskmodes", "keyshare"),
+        _hex16(
+            "1302 1301 1303 c02c c02b c030 c02f c024 c023 c028 c027 c00a c009 c014 c013 "
+            "009d 009c 003d 003c 0035 002f"
+        ),
+        _hex16("001d 0017 0018"),
+        _words("sni status groups points sigalgs ticket alpn ems reneg versions pskmodes keyshare"),
     ),
     "openssl": TlsProfile(
         "openssl",
-        (0x1302, 0x1303, 0x1301, 0xC02C, 0xC030, 0x009F, 0xCCA9, 0xCCA8, 0xCCAA, 0xC02B, 0xC02F)
-        + (0x009E, 0xC024, 0xC028, 0x006B, 0xC023, 0xC027, 0x0067, 0xC00A, 0xC014, 0x0039, 0xC009)
-        + (0xC013, 0x0033, 0x009D, 0x009C, 0x003D, 0x003C, 0x0035, 0x002F, 0x00FF),
-        (0x001D, 0x0017, 0x001E, 0x0019, 0x0018),
-        ("sni", "points", "groups", "ticket", "etm", "ems", "sigalgs", "versions", "pskmodes", "keyshare"),
+        _hex16(
+            "1302 1303 1301 c02c c030 009f cca9 cca8 ccaa c02b c02f 009e c024 c028 006b c023 "
+            "c027 0067 c00a c014 0039 c009 c013 0033 009d 009c 003d 003c 0035 002f 00ff"
+        ),
+        _hex16("001d 0017 001e 0019 0018"),
+        _words("sni points groups ticket etm ems sigalgs versions pskmodes keyshare"),
     ),
     "mbedtls": TlsProfile(
         "mbedtls",
-        (0xC02C, 0xC02B, 0xC030, 0xC02F, 0xC024, 0xC023, 0xC028, 0xC027, 0xC00A, 0xC009, 0xC014)
-        + (0xC013, 0x009D, 0x009C, 0x0035, 0x002F, 0x00FF),
-        (0x0017, 0x0018),
-        ("sni", "sigalgs", "groups", "points", "etm", "ems", "ticket"),
+        _hex16("c02c c02b c030 c02f c024 c023 c028 c027 c00a c009 c014 c013 009d 009c 0035 002f 00ff"),
+        _hex16("0017 0018"),
+        _words("sni sigalgs groups points etm ems ticket"),
         tls13=False,
     ),
 }
@@ -547,8 +565,22 @@ def app_data_head(rng: random.Random, length: int, head: int = 48) -> bytes:
 # --------------------------------------------------------------------------------------------
 # HTTP/1.1 and SSH
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
-def http_request(method: str, path: str, host: str, headers: Sequence[tuple[str, str]] = (), body: bytes = b"") -> bytes:
+
+def http_date(t_us: int) -> str:
+    """An IMF-fixdate (RFC 9110) for a time in microseconds since the epoch."""
+    when = time.gmtime(t_us // 1_000_000)
+    return (
+        f"{_DAYS[when.tm_wday]}, {when.tm_mday:02d} {_MONTHS[when.tm_mon - 1]} {when.tm_year} "
+        f"{when.tm_hour:02d}:{when.tm_min:02d}:{when.tm_sec:02d} GMT"
+    )
+
+
+def http_request(
+    method: str, path: str, host: str, headers: Sequence[tuple[str, str]] = (), body: bytes = b""
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     lines += [f"{k}: {v}" for k, v in headers]
     if body:
@@ -562,7 +594,9 @@ def http_response(status: str, headers: Sequence[tuple[str, str]] = (), body: by
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def ssh_kexinit(rng: random.Random, kex: Sequence[str], hostkey: Sequence[str], ciphers: Sequence[str]) -> bytes:
+def ssh_kexinit(
+    rng: random.Random, kex: Sequence[str], hostkey: Sequence[str], ciphers: Sequence[str]
+) -> bytes:
     """An SSH_MSG_KEXINIT binary packet (RFC 4253 section 7.1), unencrypted."""
 
     def namelist(items: Sequence[str]) -> bytes:

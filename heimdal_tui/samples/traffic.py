@@ -251,7 +251,9 @@ class Stream:
         return t_us
 
     # -- DNS ---------------------------------------------------------------------------------
-    def resolve(self, t_us: int, device: Device, name: str, qtypes: Sequence[str] | None = None) -> tuple[str, int]:
+    def resolve(
+        self, t_us: int, device: Device, name: str, qtypes: Sequence[str] | None = None
+    ) -> tuple[str, int]:
         """Look ``name`` up through the router (unless cached); returns (address, time after)."""
         entry = self.world.domains[name]
         key = (device.name, name)
@@ -388,12 +390,16 @@ class TcpConn:
     def handshake(self, refuse: bool = False) -> bool:
         rng = self.s.rng
         syn_opts = pk.tcp_options(self.client.stack, ts_val=rng.getrandbits(32))
-        self.packet(True, self.t, SYN, options=syn_opts, window=64240 if self.client.stack != "lwip" else 5744)
+        self.packet(
+            True, self.t, SYN, options=syn_opts, window=64240 if self.client.stack != "lwip" else 5744
+        )
         if refuse:
             self.packet(False, self.react(False, rng.randint(20, 200)), RST | ACK, window=0)
             return False
         synack_opts = pk.tcp_options("synack", mss=1460, wscale=rng.choice((7, 8, 9)))
-        self.packet(False, self.react(False, rng.randint(20, 300)), SYN | ACK, options=synack_opts, window=65160)
+        self.packet(
+            False, self.react(False, rng.randint(20, 300)), SYN | ACK, options=synack_opts, window=65160
+        )
         self.packet(True, self.react(True, rng.randint(20, 200)), ACK)
         self.open = True
         return True
