@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from scapy.all import DHCP, BOOTP, IP, TCP, UDP, Ether, Raw, wrpcap
+from scapy.all import BOOTP, DHCP, IP, TCP, UDP, Ether, Raw, wrpcap
 
 from heimdal_tui.cli.main import main
 
@@ -30,8 +30,10 @@ def _capture(path: Path, count: int = 50) -> Path:
     dhcp.time = 1_700_000_000.0
     packets.append(dhcp)
     for i in range(count):
-        p = Ether(src=PHONE, dst=ROUTER) / IP(src="192.168.1.20", dst="17.253.144.10") / TCP(
-            sport=50000 + i, dport=443, flags="S"
+        p = (
+            Ether(src=PHONE, dst=ROUTER)
+            / IP(src="192.168.1.20", dst="17.253.144.10")
+            / TCP(sport=50000 + i, dport=443, flags="S")
         )
         p.time = 1_700_000_001.0 + i
         packets.append(p)
@@ -54,8 +56,20 @@ def test_summary_and_jsonl_devices(tmp_path, capsys):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 1
     row = rows[0]
-    for key in ("mac", "ips", "vendor", "hostname", "device_type", "first_seen", "last_seen", "packets_in",
-                "packets_out", "bytes_in", "bytes_out", "peers"):
+    for key in (
+        "mac",
+        "ips",
+        "vendor",
+        "hostname",
+        "device_type",
+        "first_seen",
+        "last_seen",
+        "packets_in",
+        "packets_out",
+        "bytes_in",
+        "bytes_out",
+        "peers",
+    ):
         assert key in row
     assert row["mac"] == PHONE and row["hostname"] == "Annas-iPhone"
     assert row["vendor"] and "Apple" in row["vendor"]
@@ -100,8 +114,11 @@ def test_missing_corrupt_and_truncated_files(tmp_path, capsys):
 
 def test_malformed_packets_are_counted_not_fatal(tmp_path, capsys):
     pcap = tmp_path / "bad.pcap"
-    good = Ether(src=PHONE, dst=ROUTER) / IP(src="192.168.1.20", dst="1.1.1.1") / UDP(sport=1, dport=53) / Raw(
-        b"\xff" * 5
+    good = (
+        Ether(src=PHONE, dst=ROUTER)
+        / IP(src="192.168.1.20", dst="1.1.1.1")
+        / UDP(sport=1, dport=53)
+        / Raw(b"\xff" * 5)
     )
     cut = Raw(bytes(good)[:20])  # cut inside the IPv4 header
     wrpcap(str(pcap), [good, cut, good])
@@ -120,7 +137,10 @@ def test_bad_local_net_is_named(tmp_path, capsys):
 def test_installed_entry_point_runs(tmp_path):
     pcap = _capture(tmp_path / "a.pcap", count=3)
     result = subprocess.run(
-        [sys.executable, "-m", "heimdal_tui", "analyze", str(pcap)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "heimdal_tui", "analyze", str(pcap)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "packets      4" in result.stderr

@@ -30,9 +30,12 @@ def _batch(packets, linktype=LINKTYPE_ETHERNET, snap=None):
 
 
 def test_ethernet_ipv4_tcp_fields_match_the_packet():
-    pkt = Ether(src=MAC_A, dst=MAC_B) / IP(src="192.168.1.5", dst="93.184.216.34", ttl=61) / TCP(
-        sport=51000, dport=443, flags="PA"
-    ) / Raw(b"x" * 100)
+    pkt = (
+        Ether(src=MAC_A, dst=MAC_B)
+        / IP(src="192.168.1.5", dst="93.184.216.34", ttl=61)
+        / TCP(sport=51000, dport=443, flags="PA")
+        / Raw(b"x" * 100)
+    )
     d = decode_headers(_batch([pkt]))
     assert len(d) == 1 and not d.errors
     assert mac_text(int(d.src_mac[0])) == MAC_A and mac_text(int(d.dst_mac[0])) == MAC_B
@@ -45,9 +48,14 @@ def test_ethernet_ipv4_tcp_fields_match_the_packet():
 
 
 def test_vlan_tags_are_skipped_and_the_outer_id_kept():
-    pkt = Ether(src=MAC_A) / Dot1Q(vlan=42) / Dot1Q(vlan=7) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(
-        sport=5000, dport=53
-    ) / DNS(qd=DNSQR(qname="example.com"))
+    pkt = (
+        Ether(src=MAC_A)
+        / Dot1Q(vlan=42)
+        / Dot1Q(vlan=7)
+        / IP(src="10.0.0.1", dst="10.0.0.2")
+        / UDP(sport=5000, dport=53)
+        / DNS(qd=DNSQR(qname="example.com"))
+    )
     d = decode_headers(_batch([pkt]))
     assert d.vlan[0] == 42
     assert (d.proto[0], d.sport[0], d.dport[0]) == (17, 5000, 53)
@@ -55,9 +63,13 @@ def test_vlan_tags_are_skipped_and_the_outer_id_kept():
 
 
 def test_ipv6_extension_headers_and_icmpv6():
-    pkt = Ether(src=MAC_A) / IPv6(src="fe80::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop() / UDP(
-        sport=546, dport=547
-    ) / Raw(b"abc")
+    pkt = (
+        Ether(src=MAC_A)
+        / IPv6(src="fe80::1", dst="2001:db8::2")
+        / IPv6ExtHdrHopByHop()
+        / UDP(sport=546, dport=547)
+        / Raw(b"abc")
+    )
     echo = Ether(src=MAC_A) / IPv6(src="fd00::5", dst="fd00::6", hlim=9) / ICMPv6EchoRequest()
     d = decode_headers(_batch([pkt, echo]))
     assert address_text(int(d.src_hi[0]), int(d.src_lo[0])) == "fe80::1"
@@ -70,8 +82,11 @@ def test_non_first_fragments_carry_no_ports():
     from scapy.all import fragment
 
     frags = [Ether(src=MAC_A) / f for f in fragment(whole, fragsize=1000)]
-    v6 = Ether(src=MAC_A) / IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrFragment(offset=10, m=0) / Raw(
-        b"q" * 16
+    v6 = (
+        Ether(src=MAC_A)
+        / IPv6(src="fd00::1", dst="fd00::2")
+        / IPv6ExtHdrFragment(offset=10, m=0)
+        / Raw(b"q" * 16)
     )
     d = decode_headers(_batch([*frags, v6]))
     assert len(d) == len(frags) + 1
@@ -91,9 +106,11 @@ def test_arp_fields():
 
 
 def test_linux_cooked_and_raw_ip_link_types():
-    sll = CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6, src=bytes.fromhex("020000000009") + b"\0\0") / IP(
-        src="10.1.1.1", dst="8.8.8.8"
-    ) / ICMP(type=8)
+    sll = (
+        CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6, src=bytes.fromhex("020000000009") + b"\0\0")
+        / IP(src="10.1.1.1", dst="8.8.8.8")
+        / ICMP(type=8)
+    )
     d = decode_headers(_batch([sll], LINKTYPE_LINUX_SLL))
     assert mac_text(int(d.src_mac[0])) == "02:00:00:00:00:09"
     assert (d.proto[0], d.sport[0], d.dport[0]) == (1, 8, 0)
@@ -130,8 +147,10 @@ def test_truncated_headers_are_counted_and_dropped_never_raised(cut):
 
 def test_garbage_frames_never_crash():
     rng = np.random.default_rng(7)
-    frames = [(float(i), rng.integers(0, 256, int(rng.integers(0, 120)), dtype=np.uint8).tobytes(), 120)
-              for i in range(3000)]
+    frames = [
+        (float(i), rng.integers(0, 256, int(rng.integers(0, 120)), dtype=np.uint8).tobytes(), 120)
+        for i in range(3000)
+    ]
     for linktype in (LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL):
         d = decode_headers(FrameBatch.from_frames(frames, linktype))
         assert len(d) + d.error_count <= 3000
@@ -148,7 +167,7 @@ def test_real_capture_matches_scapy_dissection():
     d = decoded[0]
     for row in range(len(d)):
         p = packets[int(d.frame[row])]
-        layer = p[IP] if IP in p else p[IPv6] if IPv6 in p else None
+        layer = p[IP] if IP in p else p.get(IPv6, None)
         if layer is None:
             continue
         assert address_text(int(d.src_hi[row]), int(d.src_lo[row])) == str(ipaddress.ip_address(layer.src))

@@ -24,8 +24,11 @@ def _frames(spec):
     frames = []
     for ts, src, dst, proto, sport, dport, flags, payload in spec:
         l4 = TCP(sport=sport, dport=dport, flags=flags) if proto == "tcp" else UDP(sport=sport, dport=dport)
-        pkt = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src, dst=dst) / l4 / Raw(
-            b"x" * payload
+        pkt = (
+            Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+            / IP(src=src, dst=dst)
+            / l4
+            / Raw(b"x" * payload)
         )
         raw = bytes(pkt)
         frames.append((ts, raw, len(raw)))
@@ -64,7 +67,7 @@ def test_a_flow_split_across_batches_is_one_flow():
     spec = [(float(i), A, B, "udp", 5000, 53, "", 10) for i in range(0, 50)]
     spec += [(float(i) + 0.5, B, A, "udp", 53, 5000, "", 20) for i in range(0, 50)]
     spec.sort()
-    new, ended = _run(FlowTable(), _frames(spec), batch_size=7)
+    _new, ended = _run(FlowTable(), _frames(spec), batch_size=7)
     assert ended.height == 1
     assert ended["orig_pkts"][0] == 50 and ended["resp_pkts"][0] == 50
 
@@ -119,15 +122,33 @@ def test_zeek_conn_log_of_wikipedia_pcap():
         elif line and not line.startswith("#"):
             r = dict(zip(fields, line.split("\t"), strict=False))
             expected.add(
-                (r["id.orig_h"], int(r["id.orig_p"]), r["id.resp_h"], int(r["id.resp_p"]), r["proto"],
-                 int(r["orig_pkts"]), int(r["orig_ip_bytes"]), int(r["resp_pkts"]), int(r["resp_ip_bytes"]))
+                (
+                    r["id.orig_h"],
+                    int(r["id.orig_p"]),
+                    r["id.resp_h"],
+                    int(r["id.resp_p"]),
+                    r["proto"],
+                    int(r["orig_pkts"]),
+                    int(r["orig_ip_bytes"]),
+                    int(r["resp_pkts"]),
+                    int(r["resp_ip_bytes"]),
+                )
             )
     assert len(expected) == 34
     flows = _flows_of(path)
     names = {6: "tcp", 17: "udp", 1: "icmp"}
     got = {
-        (address_text(r["orig_hi"], r["orig_lo"]), r["orig_p"], address_text(r["resp_hi"], r["resp_lo"]),
-         r["resp_p"], names[r["proto"]], r["orig_pkts"], r["orig_ip_bytes"], r["resp_pkts"], r["resp_ip_bytes"])
+        (
+            address_text(r["orig_hi"], r["orig_lo"]),
+            r["orig_p"],
+            address_text(r["resp_hi"], r["resp_lo"]),
+            r["resp_p"],
+            names[r["proto"]],
+            r["orig_pkts"],
+            r["orig_ip_bytes"],
+            r["resp_pkts"],
+            r["resp_ip_bytes"],
+        )
         for r in flows.iter_rows(named=True)
     }
     assert got == expected
@@ -135,7 +156,9 @@ def test_zeek_conn_log_of_wikipedia_pcap():
 
 def test_zeek_known_hosts_are_the_hosts_of_completed_handshakes():
     path = shared_pcap("zeek/testing/btest/Traces/wikipedia.pcap")
-    log = shared_pcap("zeek/testing/btest/Baseline/scripts.policy.protocols.conn.known-hosts/knownhosts-all.log")
+    log = shared_pcap(
+        "zeek/testing/btest/Baseline/scripts.policy.protocols.conn.known-hosts/knownhosts-all.log"
+    )
     expected = {line.split("\t")[1] for line in log.read_text().splitlines() if line and line[0] != "#"}
     flows = _flows_of(path).filter(handshake_completed(_flows_of(path)))
     hosts = {address_text(r["orig_hi"], r["orig_lo"]) for r in flows.iter_rows(named=True)}
@@ -167,8 +190,14 @@ def _our_flows(path):
     return {
         (
             names.get(r["proto"], "other"),
-            tuple(sorted([(address_text(r["orig_hi"], r["orig_lo"]), r["orig_p"]),
-                          (address_text(r["resp_hi"], r["resp_lo"]), r["resp_p"])])),
+            tuple(
+                sorted(
+                    [
+                        (address_text(r["orig_hi"], r["orig_lo"]), r["orig_p"]),
+                        (address_text(r["resp_hi"], r["resp_lo"]), r["resp_p"]),
+                    ]
+                )
+            ),
             r["orig_pkts"] + r["resp_pkts"],
         )
         for r in flows.iter_rows(named=True)

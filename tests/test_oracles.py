@@ -56,7 +56,7 @@ def test_zeek_ssl_log_sni():
     """Zeek ssl.log: 192.168.1.105 asked 74.125.224.79:443 for ssl.gstatic.com."""
     pipeline, events = _run(shared_pcap("zeek/testing/btest/Traces/tls/tls-conn-with-extensions.pcap"))
     hellos = [e for e in events if isinstance(e.message, TlsClientHello)]
-    assert [h.message.sni for h in hellos] == ["ssl.gstatic.com"]
+    assert [h.message.sni for h in hellos if isinstance(h.message, TlsClientHello)] == ["ssl.gstatic.com"]
     assert (hellos[0].dst_hi, hellos[0].dst_lo) == address_pair("74.125.224.79")
     assert (hellos[0].src_hi, hellos[0].src_lo) == address_pair("192.168.1.105")
     assert pipeline.directory.peer_names[address_pair("74.125.224.79")] == "ssl.gstatic.com"
@@ -86,9 +86,9 @@ def test_suricata_ethernet_eve_per_mac_counts():
     """Suricata ethernet-eve: 5 DNS requests from d8:cb:8a:ed:a1:46 (10.16.1.11), 5 responses to it
     from 00:15:17:0d:06:f7; TLS from 192.168.56.1 (0a:00:27:00:00:00); 1 HTTP from 192.168.118.10."""
     pipeline, events = _run(shared_pcap("suricata-verify/tests/ethernet-eve/test.pcap"))
-    dns = [e for e in events if isinstance(e.message, DnsMessage)]
-    requests = [e for e in dns if not e.message.is_response and mac_text(e.src_mac) == "d8:cb:8a:ed:a1:46"]
-    responses = [e for e in dns if e.message.is_response and mac_text(e.src_mac) == "00:15:17:0d:06:f7"]
+    dns = [(e, e.message) for e in events if isinstance(e.message, DnsMessage)]
+    requests = [e for e, m in dns if not m.is_response and mac_text(e.src_mac) == "d8:cb:8a:ed:a1:46"]
+    responses = [e for e, m in dns if m.is_response and mac_text(e.src_mac) == "00:15:17:0d:06:f7"]
     assert len(requests) == 5 and len(responses) == 5
     assert all((e.dst_hi, e.dst_lo) == address_pair("10.16.1.11") for e in responses)
     devices = _devices(pipeline)

@@ -7,6 +7,7 @@ them, and every incident must be visible in the raw frames (read back with scapy
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import statistics
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_pcaps"
 SCENARIOS = ("home_lan_incidents", "home_lan_benign")
 OUTPUTS = tuple(f"{name}{ext}" for name in SCENARIOS for ext in (".pcap", ".truth.json"))
-MAX_BYTES = 4 * 1024 * 1024
+MAX_BYTES = 4_000_000
 ROUTER_MAC = home_lan.ROUTER.mac
 
 
@@ -74,9 +75,9 @@ def _ip(raw: bytes) -> str:
 
 def parse(ts: float, data: bytes, wirelen: int) -> Frame:
     ethertype = struct.unpack_from("!H", data, 12)[0]
-    base = {"src_mac": _mac(data[6:12]), "dst_mac": _mac(data[0:6]), "ethertype": ethertype}
+    src_mac, dst_mac = _mac(data[6:12]), _mac(data[0:6])
     if ethertype != 0x0800:
-        return Frame(ts, data, wirelen, **base)
+        return Frame(ts, data, wirelen, src_mac, dst_mac, ethertype)
     ihl = (data[14] & 0x0F) * 4
     proto = data[23]
     l4 = 14 + ihl
@@ -85,7 +86,8 @@ def parse(ts: float, data: bytes, wirelen: int) -> Frame:
         sport, dport = struct.unpack_from("!HH", data, l4)
         if proto == 6:
             flags = data[l4 + 13]
-    return Frame(ts, data, wirelen, **base, src=_ip(data[26:30]), dst=_ip(data[30:34]), proto=proto, sport=sport, dport=dport, flags=flags)  # fmt: skip
+    src, dst = _ip(data[26:30]), _ip(data[30:34])
+    return Frame(ts, data, wirelen, src_mac, dst_mac, ethertype, src, dst, proto, sport, dport, flags)
 
 
 @cache
@@ -148,7 +150,9 @@ def test_generation_is_deterministic(generated: Path, tmp_path: Path) -> None:
 def test_committed_files_equal_a_fresh_generation(generated: Path) -> None:
     for name in OUTPUTS:
         committed = SAMPLES / name
-        assert committed.exists(), f"{committed} missing: run python -m heimdal_tui.samples --out sample_pcaps"
+        assert committed.exists(), (
+            f"{committed} missing: run python -m heimdal_tui.samples --out sample_pcaps"
+        )
         assert sha256(committed) == sha256(generated / name), (
             f"{name} differs from a fresh generation: run python -m heimdal_tui.samples --out sample_pcaps"
         )
@@ -431,7 +435,7 @@ def test_beaconing_is_visible() -> None:
     ]
     assert len(syn_times) >= 10
     assert syn_times[0] >= inc["start_ts"]
-    gaps = [b - a for a, b in zip(syn_times, syn_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(syn_times)]
     assert 57 < statistics.mean(gaps) < 63
     assert statistics.pstdev(gaps) < 3
 

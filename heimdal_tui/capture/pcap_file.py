@@ -232,7 +232,9 @@ class CaptureFile:
                     elif btype == _BLOCK_IDB:
                         iface = self._parse_idb(buf, body, pos + blen - 4, order)
                         if iface.linktype not in SUPPORTED_LINKTYPES:
-                            self.warn(f"interface {len(interfaces)} has unsupported link type {iface.linktype}")
+                            self.warn(
+                                f"interface {len(interfaces)} has unsupported link type {iface.linktype}"
+                            )
                         interfaces.append(iface)
                     pos += blen
                 if starts:
@@ -272,7 +274,7 @@ class CaptureFile:
             value = opt + 4
             if code == 9 and length >= 1:  # if_tsresol
                 res = buf[value]
-                iface.ticks_per_second = float(2 ** (res & 0x7F)) if res & 0x80 else float(10 ** res)
+                iface.ticks_per_second = float(2 ** (res & 0x7F)) if res & 0x80 else float(10**res)
             elif code == 14 and length >= 8:  # if_tsoffset
                 iface.offset_seconds = struct.unpack_from(order + "q", buf, value)[0]
             opt = value + ((length + 3) & ~3)

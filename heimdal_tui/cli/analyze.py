@@ -25,7 +25,9 @@ DEVICE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng capture files, read in order")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="pcap or pcapng capture files, read in order"
+    )
     parser.add_argument(
         "--devices-out",
         metavar="PATH",
@@ -198,9 +200,7 @@ def write_devices(devices: Sequence[dict], path: Path) -> None:
         return
     import polars as pl
 
-    pl.DataFrame(devices).write_parquet(path) if devices else pl.DataFrame(
-        {"device": []}
-    ).write_parquet(path)
+    pl.DataFrame(devices).write_parquet(path) if devices else pl.DataFrame({"device": []}).write_parquet(path)
 
 
 def _flatten(row: dict) -> dict:

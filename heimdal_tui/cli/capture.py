@@ -44,7 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
     parser.add_argument(
-        "--stats-every", type=float, default=5.0, metavar="SECONDS", help="statistics line interval (default 5)"
+        "--stats-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="statistics line interval (default 5)",
     )
     parser.add_argument("--devices-out", metavar="PATH", help="write the device table at the end")
     parser.add_argument("--local-net", action="append", metavar="CIDR", help="a local network (repeatable)")
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
         final = runner.run(
             stop=stop,
             duration=args.duration,
-            on_tick=lambda s: err.write(s.line() + "\n"),
+            on_tick=lambda s: print(s.line(), file=err, flush=True),
             tick=max(args.stats_every, 0.2),
         )
     except CaptureError as exc:

@@ -35,16 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(unknown interface, bad filter).",
     )
     capture.add_arguments(p_capture)
-    p_samples = sub.add_parser(
+    sub.add_parser(
         "samples",
-        help="regenerate the bundled sample captures (seeded, deterministic)",
-        add_help=False,
+        help="regenerate the bundled sample captures (seeded, deterministic); see `samples --help`",
     )
-    p_samples.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["samples"]:
+        # The generator has its own options; hand them over untouched.
+        from heimdal_tui.samples.cli import main as samples_main
+
+        return samples_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "analyze":
         from heimdal_tui.cli import analyze
@@ -58,12 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from heimdal_tui.cli import capture
 
         return capture.run(args)
-    if args.command == "samples":
-        from heimdal_tui.samples.cli import main as samples_main
-
-        return samples_main(args.rest)
     build_parser().print_help(sys.stderr)
-    sys.stderr.write("\nThe console arrives with the operator-console work; use `heimdal-tui analyze FILE`.\n")
+    sys.stderr.write(
+        "\nThe console arrives with the operator-console work; use `heimdal-tui analyze FILE`.\n"
+    )
     return 2
 
 

@@ -17,9 +17,7 @@ ELLIPSIS = "…"
 
 # C0 controls, DEL, C1 controls, and the Unicode format characters that reorder or hide text
 # (bidi embeddings/overrides/isolates, zero-width joiners, BOM, line/paragraph separators).
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
-)
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
 
 
 def _escape(match: re.Match[str]) -> str:

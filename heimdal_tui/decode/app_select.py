@@ -119,7 +119,7 @@ def parse_rows(
             except MalformedPayload as exc:
                 outcome = exc
             if key is not None and cache is not None:
-                cache[key] = outcome  # type: ignore[assignment]
+                cache[key] = outcome
                 if len(cache) > _CACHE_SIZE:
                     cache.popitem(last=False)
         if isinstance(outcome, MalformedPayload):

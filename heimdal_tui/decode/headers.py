@@ -158,7 +158,7 @@ class _Reader:
         }
         self._last = {1: size - 1, 2: size - 2, 4: size - 4, 8: size - 8}
 
-    def has(self, rel: np.ndarray | int, nbytes: int) -> np.ndarray:
+    def has(self, rel: np.ndarray | int, nbytes: np.ndarray | int) -> np.ndarray:
         """Frames whose captured bytes reach ``rel + nbytes``."""
         return self.start + rel + nbytes <= self.end
 
@@ -252,7 +252,9 @@ def decode_headers(batch: FrameBatch) -> DecodedBatch:
         fail(null & (caplen < 4), "truncated loopback header")
         s = null & ok
         fam_be = r.u32(0)
-        fam_le = ((fam_be & 0xFF) << 24) | ((fam_be & 0xFF00) << 8) | ((fam_be >> 8) & 0xFF00) | (fam_be >> 24)
+        fam_le = (
+            ((fam_be & 0xFF) << 24) | ((fam_be & 0xFF00) << 8) | ((fam_be >> 8) & 0xFF00) | (fam_be >> 24)
+        )
         fam = np.where(lt == LINKTYPE_NULL, np.minimum(fam_be, fam_le), fam_be)
         eth_type[s] = np.where(fam == 2, ETH_IPV4, np.where(np.isin(fam, (10, 24, 28, 30)), ETH_IPV6, -1))[s]
         l3[s] = 4

@@ -6,7 +6,9 @@ the console, detectors) read this and never the live tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 
@@ -56,8 +58,10 @@ def snapshot(table: DeviceTable, directory: DeviceDirectory, top_peers: int = TO
     protocols = _grouped(table.protocols.sort("packets", descending=True), lambda r: r["protocol"])
     ports = _grouped(
         table.ports.sort("flows", descending=True),
-        lambda r: f"{'tcp' if r['proto'] == 6 else 'udp' if r['proto'] == 17 else r['proto']}/{r['port']}"
-        + ("" if r["role"] == "client" else " (served)"),
+        lambda r: (
+            f"{'tcp' if r['proto'] == 6 else 'udp' if r['proto'] == 17 else r['proto']}/{r['port']}"
+            + ("" if r["role"] == "client" else " (served)")
+        ),
     )
     peer_counts = dict(table.peers.group_by("device").len().iter_rows())
     name_counts = dict(table.names.group_by("device").len().iter_rows())
@@ -70,11 +74,11 @@ def snapshot(table: DeviceTable, directory: DeviceDirectory, top_peers: int = TO
     peer_names = directory.peer_names
     top: dict[int, list[dict]] = {}
     for r in busiest.iter_rows(named=True):
-        key = (int(r["peer_hi"]), int(r["peer_lo"]))
+        peer = (int(r["peer_hi"]), int(r["peer_lo"]))
         top.setdefault(int(r["device"]), []).append(
             {
-                "ip": address_text(*key),
-                "name": peer_names.get(key),
+                "ip": address_text(*peer),
+                "name": peer_names.get(peer),
                 "packets": int(r["packets"]),
                 "bytes": int(r["bytes"]),
             }
@@ -122,7 +126,7 @@ def snapshot(table: DeviceTable, directory: DeviceDirectory, top_peers: int = TO
     return out
 
 
-def _grouped(frame: pl.DataFrame, label) -> dict[int, list[str]]:  # type: ignore[no-untyped-def]
+def _grouped(frame: pl.DataFrame, label: Callable[[dict[str, Any]], str]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for r in frame.iter_rows(named=True):
         out.setdefault(int(r["device"]), []).append(label(r))

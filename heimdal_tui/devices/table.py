@@ -21,8 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from heimdal_tui.decode.headers import ETH_ARP, ETH_IPV4, ETH_IPV6, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP
-from heimdal_tui.decode.headers import PROTO_UDP
+from heimdal_tui.decode.headers import (
+    ETH_ARP,
+    ETH_IPV4,
+    ETH_IPV6,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_TCP,
+    PROTO_UDP,
+)
 from heimdal_tui.devices.locality import Locality, mac_is_unicast
 
 _U64 = np.uint64
@@ -88,7 +95,7 @@ class DeviceUpdate:
     packets: int = 0
 
 
-_DEVICE_SCHEMA = {
+_DEVICE_SCHEMA: dict[str, type[pl.DataType]] = {
     "device": pl.UInt64,
     "mac": pl.UInt64,
     "first_seen": pl.Float64,
@@ -98,14 +105,14 @@ _DEVICE_SCHEMA = {
     "bytes_in": pl.Int64,
     "bytes_out": pl.Int64,
 }
-_IP_SCHEMA = {
+_IP_SCHEMA: dict[str, type[pl.DataType]] = {
     "device": pl.UInt64,
     "ip_hi": pl.UInt64,
     "ip_lo": pl.UInt64,
     "first_seen": pl.Float64,
     "last_seen": pl.Float64,
 }
-_PEER_SCHEMA = {
+_PEER_SCHEMA: dict[str, type[pl.DataType]] = {
     "device": pl.UInt64,
     "peer_hi": pl.UInt64,
     "peer_lo": pl.UInt64,
@@ -115,7 +122,7 @@ _PEER_SCHEMA = {
     "bytes_out": pl.Int64,
     "bytes_in": pl.Int64,
 }
-_PORT_SCHEMA = {
+_PORT_SCHEMA: dict[str, type[pl.DataType]] = {
     "device": pl.UInt64,
     "proto": pl.Int64,
     "port": pl.Int64,
@@ -124,7 +131,7 @@ _PORT_SCHEMA = {
     "last_seen": pl.Float64,
     "flows": pl.Int64,
 }
-_PROTO_SCHEMA = {
+_PROTO_SCHEMA: dict[str, type[pl.DataType]] = {
     "device": pl.UInt64,
     "protocol": pl.String,
     "first_seen": pl.Float64,
@@ -132,7 +139,7 @@ _PROTO_SCHEMA = {
     "packets": pl.Int64,
     "bytes": pl.Int64,
 }
-_NAME_SCHEMA = {
+_NAME_SCHEMA: dict[str, type[pl.DataType]] = {
     "device": pl.UInt64,
     "name": pl.String,
     "kind": pl.String,
@@ -140,7 +147,7 @@ _NAME_SCHEMA = {
     "last_seen": pl.Float64,
     "count": pl.Int64,
 }
-_HISTORY_SCHEMA = {
+_HISTORY_SCHEMA: dict[str, type[pl.DataType]] = {
     "device": pl.UInt64,
     "bucket": pl.Int64,
     "packets_in": pl.Int64,
@@ -162,7 +169,9 @@ def _merge(
         return state
     both = pl.concat([state, batch.select(state.columns)], how="vertical_relaxed")
     aggs = [pl.col("first_seen").min(), pl.col("last_seen").max(), *[pl.col(c).sum() for c in sums]]
-    others = [c for c in state.columns if c not in keys and c not in sums and c not in ("first_seen", "last_seen")]
+    others = [
+        c for c in state.columns if c not in keys and c not in sums and c not in ("first_seen", "last_seen")
+    ]
     aggs += [pl.col(c).max() for c in others]
     return both.group_by(keys).agg(aggs).select(state.columns)
 
@@ -223,7 +232,9 @@ class DeviceTable:
         in_side |= ~is_ip & ~is_arp & dst_unicast_mac
         in_side |= is_arp & dst_unicast_mac
 
-        src_key = device_keys(np.where(is_ip & ~src_local & ~unspecified_src, _U64(0), src_mac), src_hi, src_lo)
+        src_key = device_keys(
+            np.where(is_ip & ~src_local & ~unspecified_src, _U64(0), src_mac), src_hi, src_lo
+        )
         dst_key = device_keys(dst_mac, dst_hi, dst_lo)
         ts = packets["ts"].to_numpy()
         wire = packets["wire_len"].to_numpy()
@@ -304,7 +315,9 @@ class DeviceTable:
                 pl.col("wire").filter(~out).sum().cast(pl.Int64).alias("bytes_in"),
             )
         )
-        self.peers = _merge(self.peers, peers, ["device", "peer_hi", "peer_lo"], ("packets", "bytes_out", "bytes_in"))
+        self.peers = _merge(
+            self.peers, peers, ["device", "peer_hi", "peer_lo"], ("packets", "bytes_out", "bytes_in")
+        )
 
         labels = protocol_labels(eth_type, packets["proto"].to_numpy())
         protos = (
@@ -418,7 +431,7 @@ class DeviceTable:
         )
         aggs = []
         for label, seconds in (("10s", 10.0), ("1m", 60.0), ("5m", 300.0)):
-            buckets = max(int(round(seconds / b)), 1)
+            buckets = max(round(seconds / b), 1)
             recent = pl.col("age") < buckets
             aggs += [
                 (pl.col("bytes").filter(recent).sum() / seconds).alias(f"bps_{label}"),

@@ -38,8 +38,13 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def flow_keys(
-    a_hi: np.ndarray, a_lo: np.ndarray, a_port: np.ndarray, b_hi: np.ndarray, b_lo: np.ndarray,
-    b_port: np.ndarray, proto: np.ndarray,
+    a_hi: np.ndarray,
+    a_lo: np.ndarray,
+    a_port: np.ndarray,
+    b_hi: np.ndarray,
+    b_lo: np.ndarray,
+    b_port: np.ndarray,
+    proto: np.ndarray,
 ) -> np.ndarray:
     """A 64-bit hash of canonical (ordered) flow endpoints; collisions are negligible at LAN scale."""
     ports = (a_port.astype(np.uint64) << np.uint64(24)) | (b_port.astype(np.uint64) << np.uint64(8))

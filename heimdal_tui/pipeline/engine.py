@@ -16,11 +16,12 @@ import polars as pl
 
 from heimdal_tui.capture.frames import FrameBatch
 from heimdal_tui.decode.app_select import AppEvent, AppParser, candidate_rows
-from heimdal_tui.decode.headers import DecodedBatch, decode_headers
+from heimdal_tui.decode.headers import decode_headers
 from heimdal_tui.devices.directory import DeviceDirectory
 from heimdal_tui.devices.locality import DEFAULT_LOCAL_NETWORKS, Locality
 from heimdal_tui.devices.table import DeviceLimits, DeviceTable, device_keys
 from heimdal_tui.flows.table import FlowTable, FlowTimeouts
+
 
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
@@ -102,7 +103,9 @@ class Pipeline:
         if update.new_devices or events:
             directory.apply_local_names(self.devices.ips)
         st.busy_seconds += time.perf_counter() - started
-        return BatchResult(packets, events, new_flows, ended_flows, update.new_devices, update.evicted_devices)
+        return BatchResult(
+            packets, events, new_flows, ended_flows, update.new_devices, update.evicted_devices
+        )
 
     def finish(self) -> pl.DataFrame:
         """End of input: close every open flow and fold it in; returns the flows closed."""

@@ -895,7 +895,7 @@ def laptop_behaviour(ctx: Ctx, arrive_s: float) -> None:
         App("login.microsoftonline.com", 0.5, 6_000),
     )
     profile = ((0, 0.6), (900, 1.0), (1500, 1.1), (2100, 1.3), (2700, 1.2))
-    app_sessions(s, ctx, dev, apps, arrive_s + 20, ctx.duration, 0.8, profile)
+    app_sessions(s, ctx, dev, apps, arrive_s + 20, ctx.duration, 0.7, profile)
 
 
 # SMB2 StructureSize of each command's request and response body (MS-SMB2 section 2.2)
@@ -1044,6 +1044,36 @@ def _ipp_response(job_id: int) -> bytes:
     )
 
 
+TV_OTN_XML = b"".join(
+    (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<OTN version="2.0">\n',
+        b"  <Model>QE55Q70BATXXU</Model>\n  <Platform>T-KSU2EWWC</Platform>\n",
+        b"  <Current>1420.2</Current>\n  <Latest>1420.2</Latest>\n  <UpdateRequired>false</UpdateRequired>\n",
+        *(
+            f'  <Component name="{name}" version="{ver}" size="{size}"/>\n'.encode()
+            for name, ver, size in (
+                ("kernel", "5.4.147", 9_871_360),
+                ("rootfs", "1420.2", 612_368_384),
+                ("tztv-apps", "1420.2", 148_021_248),
+                ("micom", "T-KSU2EWW-0047", 262_144),
+                ("bt-fw", "2.11.4", 524_288),
+                ("wifi-fw", "9.10.95", 1_179_648),
+                ("panel-data", "Q70B-55-0x0F", 65_536),
+                ("acr-engine", "4.3.12", 3_145_728),
+            )
+        ),
+        b"  <CheckInterval>86400</CheckInterval>\n</OTN>\n",
+    )
+)
+
+PRINTER_FW_XML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<FirmwareUpdate xmlns="http://www.hp.com/schemas/fwupdate">\n'
+    b"  <Product>1KR45A</Product>\n  <InstalledVersion>TWDBP1N2103B</InstalledVersion>\n"
+    b"  <AvailableVersion>TWDBP1N2103B</AvailableVersion>\n  <Status>UpToDate</Status>\n"
+    b"  <NextCheckSeconds>86400</NextCheckSeconds>\n</FirmwareUpdate>\n"
+)
+
+
 def tv_behaviour(ctx: Ctx, on_s: float) -> None:
     s = ctx.stream("tv")
     rng = s.rng
@@ -1102,8 +1132,9 @@ def tv_behaviour(ctx: Ctx, on_s: float) -> None:
         "www.samsungotn.net",
         "/otnprd/otn/T-KSU2EWWC/1420.2/QE55Q70BAT.xml",
         [("User-Agent", ua), ("Accept", "*/*")],
-        pr.http_response("200 OK", [("Content-Type", "text/xml"), ("Server", "AkamaiNetStorage")]),
-        body_len=1_650,
+        pr.http_response(
+            "200 OK", [("Content-Type", "text/xml"), ("Server", "AkamaiNetStorage")], TV_OTN_XML
+        ),
     )
     s.tls_session(t + 6 * SECOND, dev, "osb-eu.samsungqbe.com", [(0, 900, 3_200)])
     for tl in periodic(s, t + 30 * SECOND, end, 300, 0.3):
@@ -1130,7 +1161,7 @@ def youtube_session(s: Stream, ctx: Ctx, start: int, stop: int) -> None:
     next_t = t
     first = True
     while next_t < stop:
-        size = rng.randint(120_000, 160_000) if first else int(rng.lognormvariate(math.log(32_000), 0.3))
+        size = rng.randint(120_000, 160_000) if first else int(rng.lognormvariate(math.log(28_000), 0.3))
         conn.send(
             True,
             rng.randint(900, 1400),
@@ -1160,8 +1191,7 @@ def printer_behaviour(ctx: Ctx, wake_s: float) -> None:
         "h10089.www1.hp.com",
         "/cgi-bin/hpdownload/fwupdate/check?product=1KR45A&fw=TWDBP1N2103B",
         [("User-Agent", "HP-ChaiSOE/1.0"), ("Accept", "*/*")],
-        pr.http_response("200 OK", [("Content-Type", "application/xml")]),
-        body_len=610,
+        pr.http_response("200 OK", [("Content-Type", "application/xml")], PRINTER_FW_XML),
     )
     keepalive_conn(s, dev, "xmpp009.hpeprint.com", 5223, t + 5 * SECOND, end, 300, 96, 80, spread=0.05)
     for tp in periodic(s, t + 60 * SECOND, end, 180, 0.4):

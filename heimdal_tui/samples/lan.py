@@ -247,7 +247,6 @@ def http_get(
     path: str,
     headers: Sequence[tuple[str, str]],
     response: bytes,
-    body_len: int = 0,
 ) -> int:
     """Resolve ``domain`` and fetch ``path`` over plain HTTP (port 80); returns the last frame's time."""
     ip, t_us = s.resolve(t_us, device, domain)
@@ -255,9 +254,9 @@ def http_get(
     conn = s.connect(t_us, client, s.world.remote(ip), 80)
     request = pr.http_request("GET", path, domain, headers)
     conn.send(True, len(request), request)
-    total = len(response) + body_len
-    conn.send(False, total, response, snap=None if total < 1400 else SNAP_BULK)
-    if total < 1400:
+    total = len(response)
+    conn.send(False, total, response, snap=None if total < 4000 else SNAP_BULK)
+    if total <= 1460:
         conn.ack(True, s.rng.randint(100, 40 * MS))
     conn.close(client_first=s.rng.random() < 0.5, think_us=s.rng.randint(50 * MS, 3 * SECOND))
     return conn.t

@@ -533,11 +533,19 @@ def client_hello(rng: random.Random, sni: str, profile: TlsProfile, alpn: Sequen
     return tls_record(0x16, handshake, 0x0301)
 
 
-def server_hello(rng: random.Random, tls13: bool, cipher: int) -> bytes:
-    """The ServerHello record (plus ChangeCipherSpec for TLS 1.3's middlebox compatibility)."""
+def hello_session_id(client_hello_record: bytes) -> bytes:
+    """The legacy_session_id of a ClientHello record (after header, type, length, version, random)."""
+    length = client_hello_record[43]
+    return client_hello_record[44 : 44 + length]
+
+
+def server_hello(rng: random.Random, tls13: bool, cipher: int, client_session_id: bytes = b"") -> bytes:
+    """The ServerHello record (plus ChangeCipherSpec for TLS 1.3's middlebox compatibility).
+
+    A TLS 1.3 server echoes the client's legacy_session_id; a TLS 1.2 server issues a new one."""
     if tls13:
         exts = _ext(0x002B, b"\x03\x04") + _ext(0x0033, struct.pack("!HH", 0x001D, 32) + rng.randbytes(32))
-        session_id = rng.randbytes(32)
+        session_id = client_session_id
     else:
         exts = _ext(0xFF01, b"\x00") + _ext(0x0017, b"") + _ext(0x000B, b"\x01\x00")
         session_id = rng.randbytes(32)

@@ -476,7 +476,7 @@ class TcpConn:
         hello = pr.client_hello(rng, sni, prof, alpn)
         self.send(True, len(hello), hello, think_us=rng.randint(100, 900))
         cipher = rng.choice((0x1301, 0x1302)) if prof.tls13 else 0xC02F
-        flight_head = pr.server_hello(rng, prof.tls13, cipher)
+        flight_head = pr.server_hello(rng, prof.tls13, cipher, pr.hello_session_id(hello))
         flight = len(flight_head) + rng.randint(2400, 5200)
         if prof.tls13:
             flight_head += pr.app_data_head(rng, flight - len(flight_head), 40)

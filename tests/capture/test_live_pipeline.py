@@ -50,7 +50,18 @@ def test_live_traffic_becomes_a_device_with_identity(veth: Veth):  # noqa: F811
     thread.start()
     try:
         result = subprocess.run(
-            ["ip", "netns", "exec", veth.ns, sys.executable, "-c", SENDER, veth.peer_if, PEER_MAC, veth.host_ip],
+            [
+                "ip",
+                "netns",
+                "exec",
+                veth.ns,
+                sys.executable,
+                "-c",
+                SENDER,
+                veth.peer_if,
+                PEER_MAC,
+                veth.host_ip,
+            ],
             capture_output=True,
             text=True,
             timeout=60,
