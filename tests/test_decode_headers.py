@@ -167,7 +167,7 @@ def test_real_capture_matches_scapy_dissection():
     d = decoded[0]
     for row in range(len(d)):
         p = packets[int(d.frame[row])]
-        layer = p[IP] if IP in p else p.get(IPv6, None)
+        layer = p.getlayer(IP) or p.getlayer(IPv6)  # scapy packets are not dicts
         if layer is None:
             continue
         assert address_text(int(d.src_hi[row]), int(d.src_lo[row])) == str(ipaddress.ip_address(layer.src))
