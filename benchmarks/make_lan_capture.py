@@ -520,6 +520,7 @@ class Lan:
             ICMPv6NDOptPrefixInfo,
             ICMPv6NDOptSrcLLAddr,
             IPv6,
+            NBNSHeader,
             NBNSQueryRequest,
         )
 
@@ -544,7 +545,7 @@ class Lan:
                 if mac not in used_macs:
                     used_macs.add(mac)
                     break
-            ip4 = bytes([192, 168, 1 + i // 250, 10 + i % 250])
+            ip4 = bytes([192, 168, 1 + i // 240, 10 + i % 240])
             dev = Host(mac, ip4, kind, self._hostname(kind, mac, i))
             dev.activity = KIND_ACTIVITY[kind] * rng.lognormvariate(0, 0.8)
             dev.ll6 = _eui64_link_local(mac)
@@ -650,7 +651,7 @@ class Lan:
                     DNSRR(rrname=service, type="PTR", ttl=4500, rdata=inst),
                     DNSRRSRV(rrname=inst, ttl=120, port=rng.choice((7000, 8009, 1400, 631, 445)), target=host),
                     DNSRR(rrname=inst, type="TXT", ttl=4500, rdata=[b"rpBA=1", f"md={dev.kind}".encode()]),
-                    DNSRR(rrname=host, type="A", ttl=120, rdata=dev.ip4),
+                    DNSRR(rrname=host, type="A", ttl=120, rdata=_ip_text(dev.ip4)),
                 ],
             )
             dev.mdns = bytes(msg.compress())
@@ -659,7 +660,7 @@ class Lan:
             for s in ("_googlecast._tcp.local", "_airplay._tcp.local", "_raop._tcp.local", "_spotify-connect._tcp.local")
         ]
         self.llmnr_queries = [bytes(DNS(id=0, qd=[DNSQR(qname=n, qtype="A")])) for n in ("wpad", "nas", "printer")]
-        self.nbns_queries = [bytes(NBNSQueryRequest(NAME_TRN_ID=0, QUESTION_NAME=n)) for n in ("WPAD", "NAS", "WORKGROUP")]
+        self.nbns_queries = [bytes(NBNSHeader(NAME_TRN_ID=0, NM_FLAGS="B+RD") / NBNSQueryRequest(QUESTION_NAME=n)) for n in ("WPAD", "NAS", "WORKGROUP")]
         self.ssdp_search = (
             b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\n"
             b"ST: urn:dial-multiscreen-org:service:dial:1\r\nUSER-AGENT: Google Chrome/122.0 Windows\r\n\r\n"
@@ -833,6 +834,7 @@ class Sim:
         self.counter = 0
         self.kinds: Counter[str] = Counter()  # packets per traffic category, for the summary
         self.tls_hellos = 0
+        self.sessions: Counter[str] = Counter()  # sessions started per kind
 
     def spawn(self, at: float, gen: Gen) -> None:
         self.counter += 1
@@ -869,7 +871,7 @@ class Sim:
             dport, proto = 443, "https"
         elif r < 0.90:
             dport, proto = 80, "http"
-        elif r < 0.95:
+        elif r < 0.92:
             dport, proto = 22, "ssh"
         else:
             dport, proto = 443, "https"
@@ -877,7 +879,7 @@ class Sim:
             domain = rng.choices(lan.domains, cum_weights=lan.domain_cum)[0]
             remote = lan.remotes[rng.choice(lan.domain_peers[domain])]
             v6 = dev.ip6 is not None and rng.random() < 0.15
-            if rng.random() < 0.45:  # cache miss: look the name up first
+            if rng.random() < 0.6:  # cache miss: look the name up first
                 yield from self.dns_lookup(dev, domain, (1, 28) if dev.ip6 is not None else (1,))
         else:
             remote = lan.remotes[rng.randrange(lan.named_remotes, len(lan.remotes))]
@@ -900,7 +902,7 @@ class Sim:
             request = http_get(domain, path, rng.choice(USER_AGENTS))
             yield from self.tcp_flow(conn, rtt, tag, request, lan.raw_blob, exchanges=_exchanges(rng), http=True)
         else:
-            yield from self.tcp_flow(conn, rtt, tag, None, lan.raw_blob, exchanges=rng.randint(20, 300), small=True)
+            yield from self.tcp_flow(conn, rtt, tag, None, lan.raw_blob, exchanges=rng.randint(10, 100), small=True)
 
     def tcp_flow(
         self,
@@ -913,6 +915,7 @@ class Sim:
         http: bool = False,
         small: bool = False,
         upload: bool = False,
+        bulk: bool = False,
     ) -> Iterator[Item]:
         """Handshake, ``exchanges`` request/response rounds, and a FIN (or RST) close."""
         rng, kinds = self.rng, self.kinds
@@ -947,7 +950,7 @@ class Sim:
                 yield (rtt, seg(0, TCP_PSH | TCP_ACK, ln, self.now), blob[off : off + ln])
                 n += 1
             # the response: full-size segments in a burst, a partial one last, an ACK every second one
-            segments = _response_segments(rng)
+            segments = rng.randint(40, 700) if bulk else _response_segments(rng)
             sender, receiver = (0, 1) if upload else (1, 0)
             gap = rng.uniform(0.00012, 0.0012)
             for i in range(segments):
@@ -989,7 +992,7 @@ class Sim:
         yield (0.001, seg(1, TCP_PSH | TCP_ACK, 2900, self.now), blob[off : off + 2900])
         yield (rtt, seg(0, TCP_ACK, 0, self.now), None)
         self.kinds["mqtt"] += 6
-        period = rng.choice((15.0, 30.0, 60.0))
+        period = rng.choice((30.0, 60.0, 120.0))
         while True:
             ln = rng.choice((31, 31, 64, 120, 250))
             off = rng.randrange(len(blob) - 300)
@@ -1034,8 +1037,8 @@ class Sim:
         dev = rng.choices(lan.active, cum_weights=lan.active_cum)[0]
         nas = rng.choice(lan.nas)
         conn = TcpConn(rng, dev.mac, nas.mac, dev.ip4, nas.ip4, rng.randrange(49152, 65535), 445, 64)
-        yield from self.tcp_flow(conn, 0.0004, "lan-smb", None, lan.raw_blob, exchanges=rng.randint(1, 12),
-                                 upload=rng.random() < 0.5)  # fmt: skip
+        yield from self.tcp_flow(conn, 0.0004, "lan-smb", None, lan.raw_blob, exchanges=rng.randint(1, 8),
+                                 upload=rng.random() < 0.5, bulk=True)  # fmt: skip
 
     def lan_http(self) -> Iterator[Item]:
         lan, rng = self.lan, self.rng
@@ -1059,6 +1062,15 @@ class Sim:
             yield (period * rng.uniform(0.95, 1.05), udp_frame(r.mac, dev.mac, server.ip4, dev.ip4, 123, sport, 48, 57),
                    lan.ntp_resp)  # fmt: skip
             self.kinds["ntp"] += 2
+
+    def dns_loop(self, dev: Host) -> Iterator[Item]:
+        """Background lookups (connectivity checks, push, telemetry, time) every few minutes."""
+        lan, rng = self.lan, self.rng
+        period = 2700.0 if dev.kind in ("iot", "camera", "printer") else 900.0
+        while True:
+            domain = rng.choices(lan.domains, cum_weights=lan.domain_cum)[0]
+            yield from self.dns_lookup(dev, domain, (1, 28) if dev.ip6 is not None else (1,))
+            yield (period * rng.uniform(0.5, 1.5), None, None)
 
     def dhcp_loop(self, idx: int, dev: Host) -> Iterator[Item]:
         lan, rng = self.lan, self.rng
@@ -1085,7 +1097,7 @@ class Sim:
         request, reply = lan.ping[idx]
         while True:
             yield (rng.uniform(0.0003, 0.003), request, None)
-            yield (300.0, reply, None)
+            yield (600.0, reply, None)
             self.kinds["icmp"] += 2
 
     def mdns_loop(self, dev: Host) -> Iterator[Item]:
@@ -1098,7 +1110,7 @@ class Sim:
                 payload = rng.choice(lan.mdns_queries)
             yield (0.001, udp_frame(dev.mac, _multicast_mac_v4(group4), dev.ip4, group4, 5353, 5353, len(payload), 255),
                    payload)  # fmt: skip
-            yield (rng.uniform(60, 300), udp_frame(dev.mac, _multicast_mac_v6(group6), dev.ll6, group6, 5353, 5353,
+            yield (rng.uniform(120, 600), udp_frame(dev.mac, _multicast_mac_v6(group6), dev.ll6, group6, 5353, 5353,
                                                    len(payload), 255), payload)  # fmt: skip
             self.kinds["mdns"] += 1
             self.kinds["v6-mdns"] += 1
@@ -1151,6 +1163,7 @@ class Sim:
         rng = self.rng
         while True:
             self.spawn(self.now, make())
+            self.sessions[make.__name__] += 1
             yield (rng.expovariate(rate), None, None)
 
     def start(self) -> None:
@@ -1159,8 +1172,9 @@ class Sim:
         for idx, dev in enumerate(lan.devices):
             self.spawn(rng.uniform(0, 1024), self.ntp_loop(dev))
             self.spawn(rng.uniform(0, 1800), self.dhcp_loop(idx, dev))
+            self.spawn(rng.uniform(0, 300), self.dns_loop(dev))
             self.spawn(rng.uniform(0, 1500), self.arp_loop(idx))
-            self.spawn(rng.uniform(0, 300), self.ping_loop(idx))
+            self.spawn(rng.uniform(0, 600), self.ping_loop(idx))
             if dev.kind in MDNS_KINDS:
                 self.spawn(rng.uniform(0, 300), self.mdns_loop(dev))
             if dev.kind in SSDP_KINDS:
@@ -1189,14 +1203,15 @@ def _exchanges(rng: random.Random) -> int:
 
 
 def _response_segments(rng: random.Random) -> int:
+    """Segments in one response: mostly a single partial one (API calls), a heavy tail of downloads."""
     r = rng.random()
-    if r < 0.45:
+    if r < 0.60:
         return 1
-    if r < 0.80:
-        return rng.randint(2, 12)
-    if r < 0.97:
-        return rng.randint(13, 120)
-    return rng.randint(121, 1500)
+    if r < 0.88:
+        return rng.randint(2, 6)
+    if r < 0.98:
+        return rng.randint(7, 40)
+    return rng.randint(41, 400)
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -1262,6 +1277,7 @@ def generate(out: str, packets: int, devices: int, seed: int, snaplen: int, pps:
         "file_bytes": os.path.getsize(out),
         "span_s": sim.now,
         "tls_hellos": sim.tls_hellos,
+        "sessions": sim.sessions,
         "kinds": sim.kinds,
         "setup_s": built - started,
         "elapsed_s": elapsed,
@@ -1271,15 +1287,15 @@ def generate(out: str, packets: int, devices: int, seed: int, snaplen: int, pps:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packets", type=int, default=1_000_000, help="packets to write (default 1,000,000)")
-    parser.add_argument("--devices", type=int, default=1000, help="local devices (default 1000, at most 62,500)")
+    parser.add_argument("--devices", type=int, default=1000, help="local devices (default 1000, at most 60,000)")
     parser.add_argument("--out", default="benchmarks/out/lan_1m.pcap", help="output pcap path")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--snaplen", type=int, default=0, help="truncate captured bytes per packet (default: keep all)")
     parser.add_argument("--pps", type=float, default=280.0, help="mean packets per second of capture time (default 280)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary")
     args = parser.parse_args(argv)
-    if not 1 <= args.devices <= 62_500:
-        parser.error("--devices must be between 1 and 62,500")
+    if not 1 <= args.devices <= 60_000:
+        parser.error("--devices must be between 1 and 60,000")
     if args.packets < 1:
         parser.error("--packets must be positive")
     if args.snaplen and args.snaplen < 64:
@@ -1300,6 +1316,7 @@ def main(argv: list[str] | None = None) -> int:
         # Categories are counted when a session or a round ends, so the share of the last
         # in-flight ones is missing; the shares are of the counted packets.
         shares = ", ".join(f"{k} {v / max(counted, 1):.1%}" for k, v in kinds.most_common())
+        print(f"sessions: {dict(info['sessions'])}", file=sys.stderr)  # type: ignore[call-overload]
         print(f"mix (of {counted:,} packets counted by category): {shares}", file=sys.stderr)
     return 0
 

@@ -109,7 +109,7 @@ class DeviceDirectory:
             self.identity(key, key if key < (1 << 48) else 0)
 
     # -- ingest -------------------------------------------------------------------------------
-    def _sender(self, ev: AppEvent) -> int | None:
+    def sender(self, ev: AppEvent) -> int | None:
         unspecified = ev.src_hi == 0 and ev.src_lo in (0, 0xFFFF00000000)
         if unspecified:
             return ev.src_mac if ev.src_mac and not ev.src_mac & (1 << 40) else None
@@ -152,7 +152,7 @@ class DeviceDirectory:
                 if msg.host:
                     self._peer_name(ev.dst_hi, ev.dst_lo, msg.host)
                     self._device_name(ev, msg.host, "http")
-                key = self._sender(ev)
+                key = self.sender(ev)
                 if key is not None and msg.user_agent:
                     ident = self.identity(key, ev.src_mac)
                     if _add_bounded(ident.evidence.user_agents, msg.user_agent):
@@ -160,7 +160,7 @@ class DeviceDirectory:
             elif isinstance(msg, NbnsMessage):
                 self._netbios(ev, msg)
             elif isinstance(msg, SsdpMessage):
-                key = self._sender(ev)
+                key = self.sender(ev)
                 if key is not None:
                     ident = self.identity(key, ev.src_mac)
                     changed = _add_bounded(ident.evidence.ssdp_servers, msg.server)
@@ -169,7 +169,7 @@ class DeviceDirectory:
                         ident.changed()
 
     def _device_name(self, ev: AppEvent, name: str, kind: str) -> None:
-        key = self._sender(ev)
+        key = self.sender(ev)
         if key is not None:
             self.pending_names.append((key, name, kind, ev.ts))
 
@@ -213,7 +213,7 @@ class DeviceDirectory:
         if mdns:
             if not msg.is_response:
                 return
-            key = self._sender(ev)
+            key = self.sender(ev)
             if key is None:
                 return
             ident = self.identity(key, ev.src_mac)
@@ -248,7 +248,7 @@ class DeviceDirectory:
                     self._local_names[address_pair(address)] = rec.value
 
     def _netbios(self, ev: AppEvent, msg: NbnsMessage) -> None:
-        key = self._sender(ev)
+        key = self.sender(ev)
         if key is None or not msg.name or msg.name == "*":
             return
         src = str(ipaddress.IPv6Address((ev.src_hi << 64) | ev.src_lo).ipv4_mapped or "")

@@ -93,6 +93,9 @@ class DeviceUpdate:
     new_devices: list[int] = field(default_factory=list)
     evicted_devices: list[int] = field(default_factory=list)
     packets: int = 0
+    # Per packet row: the sending / receiving local device's key, 0 when that side is not a device.
+    src_dev: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    dst_dev: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
 
 
 _DEVICE_SCHEMA: dict[str, type[pl.DataType]] = {
@@ -240,6 +243,8 @@ class DeviceTable:
         wire = packets["wire_len"].to_numpy()
         self.now = max(self.now, float(ts.max()))
 
+        result.src_dev = np.where(out_side, src_key, _U64(0))
+        result.dst_dev = np.where(in_side, dst_key, _U64(0))
         out_rows = np.flatnonzero(out_side)
         in_rows = np.flatnonzero(in_side)
         sides = pl.concat(

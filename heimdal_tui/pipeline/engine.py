@@ -91,6 +91,13 @@ class Pipeline:
         packets = decoded.to_frame()
         new_flows, ended_flows = self.flows.update(packets)
         update = self.devices.update(packets)
+        if packets.height:
+            packets = packets.with_columns(
+                pl.Series("src_dev", update.src_dev, dtype=pl.UInt64),
+                pl.Series("dst_dev", update.dst_dev, dtype=pl.UInt64),
+            )
+        new_flows = with_flow_devices(new_flows, self.locality)
+        ended_flows = with_flow_devices(ended_flows, self.locality)
         directory = self.directory
         directory.ensure(update.new_devices)
         directory.forget(update.evicted_devices)
@@ -109,14 +116,13 @@ class Pipeline:
 
     def finish(self) -> pl.DataFrame:
         """End of input: close every open flow and fold it in; returns the flows closed."""
-        ended = self.flows.close_all()
+        ended = with_flow_devices(self.flows.close_all(), self.locality)
         self._fold_flow_ports(ended.clear(), ended)
         return ended
 
     def _fold_flow_ports(self, new_flows: pl.DataFrame, ended_flows: pl.DataFrame) -> None:
         """Client ports (what a device connects to) from new flows; served ports once answered."""
         parts = []
-        loc = self.locality
         # A served port is known once the responder answered; it counts as a flow when the flow ends
         # (new flows add it with a count of 0 so it shows while the flow is still open).
         for flows, roles in ((new_flows, ("client", "server")), (ended_flows, ("server",))):
@@ -125,16 +131,13 @@ class Pipeline:
             for role in roles:
                 counted = role == "client" or flows is ended_flows
                 side = "orig" if role == "client" else "resp"
-                hi = flows[f"{side}_hi"].to_numpy()
-                lo = flows[f"{side}_lo"].to_numpy()
-                mac = flows[f"{side}_mac"].to_numpy()
-                mask = loc.local(hi, lo)
+                keys = flows[f"{side}_dev"].to_numpy()
+                mask = keys != 0
                 if role == "server":
                     mask &= flows["resp_pkts"].to_numpy() > 0
                     mask &= flows["proto"].to_numpy() != 1
                 if not mask.any():
                     continue
-                keys = device_keys(mac, hi, lo)
                 parts.append(
                     pl.DataFrame(
                         {
@@ -157,3 +160,18 @@ class Pipeline:
                 )
         if parts:
             self.devices.add_ports(pl.concat(parts, how="vertical_relaxed"))
+
+
+def with_flow_devices(flows: pl.DataFrame, locality: Locality) -> pl.DataFrame:
+    """``flows`` plus ``orig_dev`` / ``resp_dev``: the device key of each local side, else 0."""
+    if flows.height == 0:
+        return flows.with_columns(
+            pl.lit(0, dtype=pl.UInt64).alias("orig_dev"), pl.lit(0, dtype=pl.UInt64).alias("resp_dev")
+        )
+    columns = []
+    for side in ("orig", "resp"):
+        hi = flows[f"{side}_hi"].to_numpy()
+        lo = flows[f"{side}_lo"].to_numpy()
+        keys = np.where(locality.local(hi, lo), device_keys(flows[f"{side}_mac"].to_numpy(), hi, lo), 0)
+        columns.append(pl.Series(f"{side}_dev", keys.astype(np.uint64), dtype=pl.UInt64))
+    return flows.with_columns(columns)
