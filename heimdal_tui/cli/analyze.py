@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -14,12 +15,20 @@ from typing import TextIO
 
 from heimdal_tui.capture.errors import CaptureError
 from heimdal_tui.capture.pcap_file import CaptureFile
+from heimdal_tui.cli.alert_output import write_jsonl, write_text
 from heimdal_tui.cli.progress import ProgressBar
+from heimdal_tui.common.durations import parse_duration
+from heimdal_tui.config import Config, ConfigError, detector_settings, load_config
+from heimdal_tui.detect.baseline import load_profiles
+from heimdal_tui.detect.engine import DetectionEngine, DetectionSettings
+from heimdal_tui.detect.intel import ThreatIntel
+from heimdal_tui.detect.learning import LearningSettings
+from heimdal_tui.detect.registry import settings_types
 from heimdal_tui.devices.locality import DEFAULT_LOCAL_NETWORKS, address_text, mac_text
 from heimdal_tui.devices.snapshot import iso, snapshot
-from heimdal_tui.devices.table import DeviceLimits
 from heimdal_tui.flows.table import PROTO_NAMES
 from heimdal_tui.pipeline.engine import Pipeline, PipelineSettings
+from heimdal_tui.store import Store, StoreError, alert_record
 
 DEVICE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
@@ -46,10 +55,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "169.254/16, fc00::/7, fe80::/10)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    detection = parser.add_argument_group("detection")
+    detection.add_argument(
+        "--format",
+        choices=("text", "jsonl", "none"),
+        default="text",
+        help="alerts on stdout: a readable table (default), one JSON object per line, or nothing",
+    )
+    detection.add_argument(
+        "--no-detect", action="store_true", help="run the packet pipeline only (no baselines, no alerts)"
+    )
+    detection.add_argument(
+        "--learning-period",
+        default="20m",
+        metavar="DURATION",
+        help="capture time each baseline learns before behaviour detectors judge it "
+        "(e.g. 20m, 2h, 1d; default 20m: captures are short; the sensor's own default is 1d)",
+    )
+    detection.add_argument(
+        "--save-baseline", metavar="PATH", help="write the baselines learned from these captures (JSON)"
+    )
+    detection.add_argument(
+        "--baseline", metavar="PATH", help="detect with baselines saved earlier (they count as mature)"
+    )
+    detection.add_argument(
+        "--intel",
+        action="append",
+        metavar="FILE",
+        help="threat indicator list (IPs, CIDRs, domains; one per line, CSV or JSON lines); repeatable",
+    )
+    detection.add_argument(
+        "--profiles", metavar="PATH", help="golden device-type profiles (JSON) seeding new devices' baselines"
+    )
+    detection.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="configuration file (default: the platform config path, when it exists)",
+    )
+    detection.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="a store to use: its baselines are applied, and this run's alerts and baselines are saved "
+        "there (without it analyze leaves every store alone)",
+    )
 
 
-def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
+def run(args: argparse.Namespace, stderr: TextIO | None = None, stdout: TextIO | None = None) -> int:
     err = stderr or sys.stderr
+    out = stdout or sys.stdout
     out_path = Path(args.devices_out) if args.devices_out else None
     if out_path is not None and out_path.suffix.lower() not in DEVICE_FORMATS:
         err.write(
@@ -58,16 +113,30 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
         )
         return 2
     try:
+        config = load_analyze_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        err.write(f"heimdal-tui analyze: {exc}\n")
+        return 2
+    try:
         # A capture file is a closed record: keep every device it shows (the device cap still bounds
         # memory) instead of evicting the idle ones as a long-running sensor does.
-        settings = PipelineSettings(
-            local_networks=tuple(args.local_net or DEFAULT_LOCAL_NETWORKS),
-            device_limits=DeviceLimits(idle_timeout=float("inf")),
-        )
+        limits = dataclasses.replace(config.devices.limits(), idle_timeout=float("inf"))
+        networks = args.local_net or list(config.capture.local_networks) or list(DEFAULT_LOCAL_NETWORKS)
+        settings = PipelineSettings(local_networks=tuple(networks), device_limits=limits)
         pipeline = Pipeline(settings)
     except ValueError as exc:
         err.write(f"heimdal-tui analyze: --local-net: {exc}\n")
         return 2
+    engine = None
+    store = None
+    if not args.no_detect:
+        try:
+            engine = build_engine(args, pipeline, err, config)
+            if getattr(args, "data_dir", None) is not None:
+                store = open_store(args.data_dir, engine, err)
+        except AnalyzeError as exc:
+            err.write(f"heimdal-tui analyze: {exc}\n")
+            return 2
 
     flows_file = open(args.flows_out, "w", encoding="utf-8") if args.flows_out else None  # noqa: SIM115
     started = time.perf_counter()
@@ -85,6 +154,8 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
                 continue
             for batch in capture.batches():
                 result = pipeline.feed(batch)
+                if engine is not None:
+                    engine.process(result)
                 if flows_file is not None:
                     _write_flows(flows_file, result.ended_flows)
                 if progress is not None:
@@ -95,7 +166,11 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
                 files_read += 1
             elif not capture.warnings:
                 warnings.append(f"{path}: holds no packets")
-        ended = pipeline.finish()
+        if engine is not None:
+            engine.finish()
+            ended = engine.last_ended_flows
+        else:
+            ended = pipeline.finish()
         if flows_file is not None:
             _write_flows(flows_file, ended)
     finally:
@@ -112,14 +187,102 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
         except OSError as exc:
             err.write(f"heimdal-tui analyze: cannot write {out_path}: {exc.strerror or exc}\n")
             return 1
+    if engine is not None and args.save_baseline:
+        try:
+            Path(args.save_baseline).write_text(json.dumps(engine.book.to_dict()), encoding="utf-8")
+        except OSError as exc:
+            err.write(f"heimdal-tui analyze: cannot write {args.save_baseline}: {exc.strerror or exc}\n")
+            return 1
+    if store is not None and engine is not None:
+        save_to_store(store, engine)
+        store.close()
     for warning in warnings:
         err.write(f"warning: {warning}\n")
+    if engine is not None:
+        alerts = sorted(engine.alerts.alerts.values(), key=lambda a: (a.first_seen, a.kind))
+        if args.format == "jsonl":
+            write_jsonl(alerts, out)
+        elif args.format == "text":
+            write_text(alerts, out)
+        out.flush()
     if not args.quiet:
-        err.write(summary(pipeline, len(devices), elapsed))
+        err.write(summary(pipeline, len(devices), elapsed, engine))
     if files_read == 0:
         err.write("heimdal-tui analyze: nothing was readable in the capture files given\n")
         return 1
     return 0
+
+
+class AnalyzeError(Exception):
+    pass
+
+
+def load_analyze_config(path: Path | None) -> Config:
+    from heimdal_tui.detect.registry import register_settings
+
+    register_settings()
+    return load_config(path)
+
+
+def open_store(data_dir: Path, engine: DetectionEngine, err: TextIO) -> Store:
+    try:
+        store = Store.open(data_dir)
+    except StoreError as exc:
+        raise AnalyzeError(f"--data-dir: {exc}") from None
+    if store.recovered:
+        err.write(f"warning: {store.recovered}\n")
+    saved = store.all_baselines()
+    if saved:
+        engine.book.load_dict(
+            {
+                "format": "heimdal-baselines",
+                "devices": [dict(data, device=key) for key, data in saved.items()],
+            }
+        )
+    return store
+
+
+def save_to_store(store: Store, engine: DetectionEngine) -> None:
+    store.upsert_alerts([alert_record(a) for a in engine.alerts.alerts.values()])
+    store.save_baselines([(key, base.to_dict(), base.profile) for key, base in engine.book.baselines.items()])
+
+
+def build_engine(
+    args: argparse.Namespace, pipeline: Pipeline, err: TextIO, config: Config
+) -> DetectionEngine:
+    try:
+        period = parse_duration(args.learning_period)
+    except ValueError as exc:
+        raise AnalyzeError(f"--learning-period: {exc}") from None
+    intel = ThreatIntel()
+    for path in [*(str(p) for p in config.intel.files), *(args.intel or [])]:
+        try:
+            report = intel.load_file(Path(path))
+        except OSError as exc:
+            raise AnalyzeError(f"--intel {path}: {exc.strerror or exc}") from None
+        for problem in report.errors[:10]:
+            err.write(f"warning: {problem}\n")
+    profiles = None
+    if args.profiles:
+        try:
+            profiles = load_profiles(json.loads(Path(args.profiles).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise AnalyzeError(f"--profiles {args.profiles}: {exc}") from None
+    settings = DetectionSettings(
+        learning=LearningSettings(learning_period=period, min_maturity=config.baseline.min_maturity),
+        correlation_window=config.alerts.correlation_window,
+        max_alerts=config.alerts.max_open_alerts,
+        detectors={kind: detector_settings(config, kind) for kind in settings_types()},
+    )
+    engine = DetectionEngine(pipeline, settings, intel=intel, profiles=profiles)
+    if args.baseline:
+        try:
+            engine.book.load_dict(json.loads(Path(args.baseline).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise AnalyzeError(f"--baseline {args.baseline}: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AnalyzeError(f"--baseline {args.baseline}: not a usable baseline file ({exc})") from None
+    return engine
 
 
 def _size(path: str) -> int:
@@ -129,7 +292,9 @@ def _size(path: str) -> int:
         return 0
 
 
-def summary(pipeline: Pipeline, device_count: int, elapsed: float) -> str:
+def summary(
+    pipeline: Pipeline, device_count: int, elapsed: float, engine: DetectionEngine | None = None
+) -> str:
     st = pipeline.stats
     pps = st.frames / elapsed if elapsed > 0 else 0.0
     lines = [
@@ -144,6 +309,17 @@ def summary(pipeline: Pipeline, device_count: int, elapsed: float) -> str:
         lines.append(f"payload errors {sum(st.app_errors.values()):,} ({_top(st.app_errors)})")
     if st.first_ts is not None and st.last_ts is not None:
         lines.append(f"capture time {iso(st.first_ts)} .. {iso(st.last_ts)}")
+    if engine is not None:
+        alerts = list(engine.alerts.alerts.values())
+        by_severity: dict[str, int] = {}
+        for alert in alerts:
+            by_severity[alert.severity.value] = by_severity.get(alert.severity.value, 0) + 1
+        detail = ", ".join(
+            f"{by_severity[s]} {s}" for s in ("critical", "high", "medium", "low") if s in by_severity
+        )
+        lines.append(f"alerts       {len(alerts):,}" + (f" ({detail})" if detail else ""))
+        if engine.stats.detector_errors:
+            lines.append(f"detector errors {engine.stats.detector_errors} (last: {engine.stats.last_error})")
     lines.append(f"elapsed      {elapsed:.2f} s ({pps:,.0f} packets/s)")
     return "".join(line + "\n" for line in lines)
 

@@ -10,7 +10,7 @@ from heimdal_tui import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from heimdal_tui.cli import analyze, capture
+    from heimdal_tui.cli import analyze, capture, config_cmd
 
     parser = argparse.ArgumentParser(
         prog="heimdal-tui",
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(unknown interface, bad filter).",
     )
     capture.add_arguments(p_capture)
+    config_cmd.add_arguments(sub)
     sub.add_parser(
         "samples",
         help="regenerate the bundled sample captures (seeded, deterministic); see `samples --help`",
@@ -58,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             sys.stderr.write("heimdal-tui analyze: interrupted\n")
             return 130
+    if args.command == "config":
+        from heimdal_tui.cli import config_cmd
+        from heimdal_tui.detect.registry import register_settings
+
+        register_settings()
+        return config_cmd.run(args)
     if args.command == "capture":
         from heimdal_tui.cli import capture
 

@@ -24,9 +24,12 @@ _TLS_HANDSHAKE = 0x16
 _CLIENT_HELLO = 0x01
 
 
-# Announcements (mDNS, SSDP, NetBIOS) repeat verbatim: their parse is cached per payload, and a repeat
-# from the same sender is flagged so identity code can skip it.
+# Announcements (mDNS, SSDP, NetBIOS) repeat verbatim, and DNS messages repeat but for their 16-bit
+# ID (the same lookups, the same answers): their parse is cached per payload (DNS: without the ID,
+# which nothing downstream reads), and a repeat from the same sender is flagged so identity code can
+# skip it.
 _ANNOUNCE_PORTS = frozenset({5353, 1900, 137})
+_DNS_PORTS = frozenset({53, 5355})
 _CACHE_SIZE = 4096
 _MISS = object()
 
@@ -109,6 +112,8 @@ def parse_rows(
         outcome: object = _MISS
         if cache is not None and (sport in _ANNOUNCE_PORTS or dport in _ANNOUNCE_PORTS):
             key = (src_mac[i], src_lo[i], payload)
+        elif cache is not None and proto == 17 and (sport in _DNS_PORTS or dport in _DNS_PORTS):
+            key = (src_mac[i], src_lo[i], payload[2:])
             outcome = cache.get(key, _MISS)
             if outcome is not _MISS:
                 cache.move_to_end(key)

@@ -71,7 +71,9 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def setting(default: Any, *, minimum: float | None = None, maximum: float | None = None, help: str = "") -> Any:
+def setting(
+    default: Any, *, minimum: float | None = None, maximum: float | None = None, help: str = ""
+) -> Any:
     """A detector setting with its allowed range and a line of help (used by config validation and
     the thresholds screen)."""
     return field(default=default, metadata={"min": minimum, "max": maximum, "help": help})

@@ -138,8 +138,10 @@ class DeviceDirectory:
     def ingest(self, events: list[AppEvent]) -> None:
         for ev in events:
             msg = ev.message
-            if ev.repeat and isinstance(msg, (DnsMessage, SsdpMessage, NbnsMessage)):
+            if ev.repeat and isinstance(msg, (SsdpMessage, NbnsMessage)):
                 continue  # the same announcement from the same sender: nothing new to learn
+            if ev.repeat and isinstance(msg, DnsMessage) and msg.is_response:
+                continue  # the same answers again: the names they taught are known
             if isinstance(msg, DhcpMessage):
                 self._dhcp(ev, msg)
             elif isinstance(msg, DnsMessage):

@@ -9,6 +9,7 @@ are never devices nor peers.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -105,12 +106,14 @@ def address_text(hi: int, lo: int) -> str:
 
 
 def address_pair(text: str) -> tuple[int, int]:
-    """The (hi, lo) pair for an address given as text (IPv4 or IPv6)."""
-    addr = ipaddress.ip_address(text)
-    if isinstance(addr, ipaddress.IPv4Address):
-        return 0, 0xFFFF00000000 | int(addr)
-    value = int(addr)
-    return value >> 64, value & _MASK64
+    """The (hi, lo) pair for an address given as text (IPv4 or IPv6); ValueError if it is neither."""
+    try:
+        if ":" in text:
+            value = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+            return value >> 64, value & _MASK64
+        return 0, 0xFFFF00000000 | int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, TypeError):
+        raise ValueError(f"{text!r} is not an IP address") from None
 
 
 def mac_text(mac: int) -> str:

@@ -134,8 +134,12 @@ class Pipeline:
                 keys = flows[f"{side}_dev"].to_numpy()
                 mask = keys != 0
                 if role == "server":
-                    mask &= flows["resp_pkts"].to_numpy() > 0
-                    mask &= flows["proto"].to_numpy() != 1
+                    # Served means answered: a TCP SYN-ACK (a reset to a scan probe is not a
+                    # service), or any UDP reply.
+                    proto = flows["proto"].to_numpy()
+                    syn_ack = (flows["resp_flags"].to_numpy() & 0x12) == 0x12
+                    replied = flows["resp_pkts"].to_numpy() > 0
+                    mask &= ((proto == 6) & syn_ack) | ((proto == 17) & replied)
                 if not mask.any():
                     continue
                 parts.append(

@@ -1,0 +1,171 @@
+"""The whole configuration as frozen dataclasses, and the registry of detector settings.
+
+One dataclass per TOML table. Every field has a default, so an empty (or absent) file is a working
+configuration; the allowed values live in each field's metadata (see :func:`fields.option`) and are
+what validation, ``config show`` and the console's settings screens read.
+
+``[detectors.<kind>]`` tables are checked against the settings class registered for that alert kind
+(:func:`register_detector_settings`); each is optional, and an absent one means the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from heimdal_tui.config.fields import field_specs, option
+from heimdal_tui.detect.model import DetectorSettings
+from heimdal_tui.devices.locality import DEFAULT_LOCAL_NETWORKS
+from heimdal_tui.devices.table import DeviceLimits
+
+_DAY = 86_400.0
+_LIMITS = DeviceLimits()
+
+
+def _network_problem(text: str) -> str | None:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return f"{text!r} is not a network"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    interface: str | None = option(
+        None, nonempty=True, help="interface to capture on (absent: the one carrying the default route)"
+    )
+    filter: str | None = option(None, nonempty=True, help="BPF capture filter (absent: everything)")
+    local_networks: tuple[str, ...] = option(
+        DEFAULT_LOCAL_NETWORKS,
+        min_items=1,
+        item_check=_network_problem,
+        help="networks whose hosts are devices (CIDR); the rest are remote peers",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DevicesConfig:
+    """Memory bounds of the device table (see :class:`DeviceLimits`)."""
+
+    max_devices: int = option(
+        _LIMITS.max_devices, minimum=1, maximum=1_000_000, help="devices tracked at once"
+    )
+    idle_timeout: float = option(
+        _LIMITS.idle_timeout,
+        minimum=60.0,
+        maximum=366 * _DAY,
+        help="seconds of silence after which a device is forgotten",
+    )
+    max_peers: int = option(_LIMITS.max_peers, minimum=1, maximum=1_000_000, help="peers kept per device")
+    max_ports: int = option(_LIMITS.max_ports, minimum=1, maximum=1_000_000, help="ports kept per device")
+    max_names: int = option(
+        _LIMITS.max_names, minimum=1, maximum=1_000_000, help="DNS/TLS names kept per device"
+    )
+    max_ips: int = option(_LIMITS.max_ips, minimum=1, maximum=65_536, help="addresses kept per device")
+
+    def limits(self) -> DeviceLimits:
+        """These bounds as the device table takes them (its other limits keep their defaults)."""
+        return dataclasses.replace(
+            _LIMITS,
+            max_devices=self.max_devices,
+            idle_timeout=self.idle_timeout,
+            max_peers=self.max_peers,
+            max_ports=self.max_ports,
+            max_names=self.max_names,
+            max_ips=self.max_ips,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineConfig:
+    learning_period: float = option(
+        _DAY, above=0.0, help="seconds of live traffic learned before behaviour alerts start"
+    )
+    min_maturity: float = option(
+        1.0, minimum=0.0, maximum=1.0, help="fraction of the learning period a device needs (0..1)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    correlation_window: float = option(
+        600.0,
+        minimum=0.0,
+        maximum=30 * _DAY,
+        help="seconds within which repeats fold into one alert",
+    )
+    max_open_alerts: int = option(10_000, minimum=1, maximum=1_000_000, help="alerts kept in memory")
+
+
+@dataclass(frozen=True, slots=True)
+class IntelConfig:
+    files: tuple[Path, ...] = option(
+        (), nonempty=True, help="threat-intelligence indicator files (addresses, networks, domains)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    data_dir: Path | None = option(  # noqa: RUF009 (option() is a dataclasses.field)
+        None, nonempty=True, help="directory of the SQLite store (absent: the platform's data dir)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UIConfig:
+    theme: str = option("textual-dark", nonempty=True, help="console theme")
+
+
+# The tables of a configuration file, in the order `config show` writes them.
+SECTIONS: dict[str, type] = {
+    "capture": CaptureConfig,
+    "devices": DevicesConfig,
+    "baseline": BaselineConfig,
+    "alerts": AlertsConfig,
+    "intel": IntelConfig,
+    "store": StoreConfig,
+    "ui": UIConfig,
+}
+DETECTORS_TABLE = "detectors"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, valid configuration. ``detectors`` holds the detector tables the file gave (by
+    alert kind); :func:`heimdal_tui.config.detector_settings` fills in the rest with defaults.
+    Treat it as immutable: derive changed copies with ``dataclasses.replace`` or
+    :func:`heimdal_tui.config.with_detector_setting`."""
+
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    intel: IntelConfig = field(default_factory=IntelConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    ui: UIConfig = field(default_factory=UIConfig)
+    detectors: dict[str, DetectorSettings] = field(default_factory=dict)
+
+
+# -- detector settings registry ---------------------------------------------------------------------
+DETECTOR_SETTINGS: dict[str, type[DetectorSettings]] = {}
+
+
+def register_detector_settings(kind: str, settings_type: type[DetectorSettings]) -> None:
+    """Declare the settings of the detector raising alerts of ``kind`` (its ``[detectors.<kind>]``
+    table). Registering a kind again replaces its settings type.
+
+    Raises TypeError when ``settings_type`` is not a DetectorSettings dataclass whose fields all have
+    defaults and types a TOML file can hold.
+    """
+    if not (isinstance(settings_type, type) and issubclass(settings_type, DetectorSettings)):
+        raise TypeError(f"{settings_type!r} is not a DetectorSettings subclass")
+    field_specs(settings_type)  # raises TypeError for an unconfigurable field
+    DETECTOR_SETTINGS[kind] = settings_type
+
+
+def registered_detectors() -> dict[str, type[DetectorSettings]]:
+    """The registered detector kinds and their settings types, in registration order."""
+    return dict(DETECTOR_SETTINGS)

@@ -1,0 +1,535 @@
+"""Detectors that compare a device with its own baseline (they wait for the baseline to mature).
+
+- new_device: a device first seen after the sensor's learning period (medium, 5.0).
+- new_destination: remote peers whose address and registered domain the baseline never had
+  (low, 3.0; one alert per device per correlation window, counting them).
+- new_port: services used or served that the baseline never had (served: medium 4.5; used: low 3.0).
+- protocol_anomaly: a sensitive service (SSH, Telnet, SMB, RDP, VNC, ...) or an IP protocol never
+  seen for this device nor allowed by its type's golden profile; high (7.5) for appliance types
+  (plugs, cameras, TVs, printers, speakers, IoT), medium (5.5) otherwise.
+- volume_spike: a completed minute whose bytes exceed max(median + k·spread, ratio·median,
+  min_bytes) of the baseline for that hour of day (medium 6.0; high 7.5 past 10x and 10 MB).
+- timing_anomaly: activity in an hour of day the device was never active in, once the baseline
+  spans at least a day (low 3.5).
+- geo_violation: a peer in a country on the deny list (high 8.0, even while learning), or in a
+  country the mature baseline never had (medium 6.0); once per device and country.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from heimdal_tui.detect.baseline import registered_domain
+from heimdal_tui.detect.context import BatchContext
+from heimdal_tui.detect.learning import BaselineBook, hour_of
+from heimdal_tui.detect.model import DetectorSettings, Finding, Severity, setting
+from heimdal_tui.devices.snapshot import iso
+
+MAX_REPORTED = 4096
+APPLIANCE_TYPES = frozenset(
+    {"smart_plug", "camera", "smart_tv", "printer", "smart_speaker", "iot", "streaming_device"}
+)
+SENSITIVE_SERVICES = {
+    "tcp/21": "FTP",
+    "tcp/22": "SSH",
+    "tcp/23": "Telnet",
+    "tcp/2323": "Telnet",
+    "tcp/25": "SMTP",
+    "tcp/135": "MS-RPC",
+    "tcp/139": "NetBIOS session",
+    "tcp/445": "SMB",
+    "tcp/1080": "SOCKS",
+    "tcp/1433": "MS SQL",
+    "tcp/3306": "MySQL",
+    "tcp/3389": "RDP",
+    "tcp/4444": "Metasploit default",
+    "tcp/5432": "PostgreSQL",
+    "tcp/5900": "VNC",
+    "tcp/6667": "IRC",
+    "tcp/9001": "Tor",
+    "tcp/9050": "Tor SOCKS",
+    "udp/69": "TFTP",
+}
+
+
+class _Reported:
+    """A bounded per-device memory of what was already reported (so each new item alerts once)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, set[str]] = {}
+
+    def first_time(self, device: int, value: str) -> bool:
+        seen = self._seen.setdefault(device, set())
+        if value in seen:
+            return False
+        if len(seen) < MAX_REPORTED:
+            seen.add(value)
+        return True
+
+    def forget(self, device: int, value: str) -> None:
+        self._seen.get(device, set()).discard(value)
+
+
+def _examples(values: list[str], limit: int = 10) -> list[str]:
+    return values[:limit]
+
+
+class _BehaviourDetector:
+    kind: ClassVar[str]
+    settings_type: ClassVar[type[DetectorSettings]]
+    needs_baseline: ClassVar[bool] = True
+
+    def __init__(self, book: BaselineBook, settings: DetectorSettings | None = None) -> None:
+        self.book = book
+        self.settings = settings or self.settings_type()
+        self.reported = _Reported()
+
+    def _base_evidence(self, device: int) -> dict[str, Any]:
+        base = self.book.baselines.get(device)
+        return {
+            "baseline_maturity": round(self.book.maturity(device), 2),
+            "baseline_profile": base.profile if base else None,
+        }
+
+
+# -- new_device ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NewDeviceSettings(DetectorSettings):
+    pass
+
+
+class NewDeviceDetector(_BehaviourDetector):
+    kind = "new_device"
+    settings_type = NewDeviceSettings
+
+    def observe(self, ctx: BatchContext) -> list[Finding]:
+        book = self.book
+        if not self.settings.enabled or not book.sensor_mature or book.sensor_start is None:
+            return []
+        learning_end = book.sensor_start + book.settings.learning_period
+        out = []
+        for device in ctx.new_devices:
+            base = book.baselines.get(device)
+            first = base.first_seen if base else ctx.now
+            if device in book.loaded_devices or (not book.loaded and first < learning_end):
+                continue
+            if not self.reported.first_time(device, "seen"):
+                continue
+            ref = ctx.device_ref(device)
+            label = ref.name or ref.mac or ref.ip or str(device)
+            out.append(
+                Finding(
+                    kind=self.kind,
+                    device=device,
+                    peer=None,
+                    ts=first,
+                    severity=Severity.MEDIUM,
+                    score=5.0,
+                    summary=f"new device {label} ({ref.type}) joined the network",
+                    evidence={
+                        "mac": ref.mac,
+                        "ip": ref.ip,
+                        "hostname": ref.name,
+                        "device_type": ref.type,
+                        "first_seen": iso(first),
+                        "learning_ended": iso(learning_end) if not book.loaded else "baseline file",
+                        "known_devices": len(book.baselines) - 1,
+                    },
+                )
+            )
+        return out
+
+
+# -- new_destination -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NewDestinationSettings(DetectorSettings):
+    pass
+
+
+class NewDestinationDetector(_BehaviourDetector):
+    kind = "new_destination"
+    settings_type = NewDestinationSettings
+
+    def observe(self, ctx: BatchContext) -> list[Finding]:
+        if not self.settings.enabled:
+            return []
+        out = []
+        for device, act in self.book.activity.items():
+            if not act.destinations:
+                continue
+            base = self.book.baselines[device]
+            domains_by_peer = {i.peer: i.value for i in act.domains if i.peer}
+            fresh: list[str] = []
+            values: list[str] = []
+            first_ts = None
+            for item in act.destinations:
+                if item.learned:
+                    continue
+                name = ctx.peer_name(*_pair(item.value)) if item.value else None
+                domain = registered_domain(name) if name else domains_by_peer.get(item.value)
+                if item.value in base.destinations or (domain and domain in base.domains):
+                    continue
+                label = f"{item.value} ({name})" if name else item.value
+                if self.reported.first_time(device, item.value):
+                    fresh.append(label)
+                    values.append(item.value)
+                    first_ts = item.ts if first_ts is None else min(first_ts, item.ts)
+            if fresh and first_ts is not None:
+                out.append(
+                    Finding(
+                        kind=self.kind,
+                        device=device,
+                        peer=None,
+                        ts=first_ts,
+                        severity=Severity.LOW,
+                        score=3.0,
+                        summary=f"{len(fresh)} destination(s) never seen in this device's baseline, e.g. {fresh[0]}",
+                        evidence={
+                            "new_destinations": len(fresh),
+                            "examples": _examples(fresh),
+                            "new_destination_values": values[:100],
+                            "baseline_destinations": len(base.destinations),
+                            "baseline_domains": len(base.domains),
+                            **self._base_evidence(device),
+                        },
+                    )
+                )
+        return out
+
+
+def _pair(text: str) -> tuple[int, int]:
+    from heimdal_tui.devices.locality import address_pair
+
+    try:
+        return address_pair(text)
+    except ValueError:
+        return (0, 0)
+
+
+# -- new_port ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NewPortSettings(DetectorSettings):
+    max_client_port: int = setting(
+        10_000,
+        minimum=1,
+        maximum=65_535,
+        help="UDP client ports above this are ignored (peer-to-peer apps pick random ports)",
+    )
+    ignore_services: tuple[str, ...] = setting(
+        ("udp/67", "udp/68", "udp/123", "udp/137", "udp/138", "udp/1900", "udp/5353", "udp/5355"),
+        help="services never reported (network housekeeping: DHCP, NTP, NetBIOS, SSDP, mDNS, LLMNR)",
+    )
+
+
+class NewPortDetector(_BehaviourDetector):
+    kind = "new_port"
+    settings_type = NewPortSettings
+
+    def observe(self, ctx: BatchContext) -> list[Finding]:
+        settings = self.settings
+        assert isinstance(settings, NewPortSettings)
+        if not settings.enabled:
+            return []
+        out = []
+        for device, act in self.book.activity.items():
+            if not act.services:
+                continue
+            base = self.book.baselines[device]
+            fresh: dict[bool, list[tuple[str, float, str | None]]] = {True: [], False: []}
+            for item in act.services:
+                if item.learned:
+                    continue
+                served = item.value.endswith("(served)")
+                proto, _, rest = item.value.partition("/")
+                port = int(rest.split()[0])
+                if not served and proto == "udp" and port > settings.max_client_port:
+                    continue
+                if f"{proto}/{port}" in settings.ignore_services:
+                    continue
+                if item.value in base.services or not self.reported.first_time(device, item.value):
+                    continue
+                fresh[served].append((item.value.replace(" (served)", ""), item.ts, item.peer))
+            for served, items in fresh.items():
+                if not items:
+                    continue
+                names = [f"{value} (peer {peer})" for value, _ts, peer in items]
+                out.append(
+                    Finding(
+                        kind=self.kind,
+                        device=device,
+                        peer="served" if served else "used",
+                        ts=min(ts for _v, ts, _p in items),
+                        severity=Severity.MEDIUM if served else Severity.LOW,
+                        score=4.5 if served else 3.0,
+                        summary=(
+                            f"answered on {len(items)} port(s) never served before: {', '.join(names[:3])}"
+                            if served
+                            else f"used {len(items)} service(s) for the first time: {', '.join(names[:3])}"
+                        ),
+                        evidence={
+                            "role": "served" if served else "used",
+                            "new_services": [value for value, _ts, _peer in items][:20],
+                            "count": len(items),
+                            "examples": _examples(names),
+                            "baseline_services": sorted(base.services)[:20],
+                            **self._base_evidence(device),
+                        },
+                    )
+                )
+        return out
+
+
+# -- protocol_anomaly --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ProtocolAnomalySettings(DetectorSettings):
+    pass
+
+
+class ProtocolAnomalyDetector(_BehaviourDetector):
+    kind = "protocol_anomaly"
+    settings_type = ProtocolAnomalySettings
+
+    def observe(self, ctx: BatchContext) -> list[Finding]:
+        if not self.settings.enabled:
+            return []
+        out = []
+        for device, act in self.book.activity.items():
+            if not (act.services or act.protocols):
+                continue
+            base = self.book.baselines[device]
+            ref = None
+            candidates = [
+                (i, SENSITIVE_SERVICES[i.value]) for i in act.services if i.value in SENSITIVE_SERVICES
+            ]
+            candidates += [(i, i.value) for i in act.protocols if i.value.startswith("ip-")]
+            for item, label in candidates:
+                if item.learned:
+                    continue
+                table = base.services if item.value in SENSITIVE_SERVICES else base.protocols
+                if item.value in table:
+                    continue
+                ref = ref or ctx.device_ref(device)
+                appliance = ref.type in APPLIANCE_TYPES
+                # Computers use SSH, SMB and the like on the LAN all the time: for them only a
+                # remote peer is unusual.
+                if not appliance and item.peer and ctx.locality.is_local(item.peer):
+                    continue
+                if not self.reported.first_time(device, item.value):
+                    continue
+                out.append(
+                    Finding(
+                        kind=self.kind,
+                        device=device,
+                        peer=item.peer,
+                        ts=item.ts,
+                        severity=Severity.HIGH if appliance else Severity.MEDIUM,
+                        score=7.5 if appliance else 5.5,
+                        summary=f"{ref.type.replace('_', ' ')} speaks {label} ({item.value}), never seen for it",
+                        evidence={
+                            "protocol": label,
+                            "service": item.value,
+                            "peer": item.peer,
+                            "device_type": ref.type,
+                            "baseline_services": sorted(base.services)[:20],
+                            "baseline_protocols": sorted(base.protocols),
+                            **self._base_evidence(device),
+                        },
+                    )
+                )
+        return out
+
+
+# -- volume_spike ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class VolumeSpikeSettings(DetectorSettings):
+    spread_factor: float = setting(6.0, minimum=1.0, maximum=100.0, help="k in median + k·spread")
+    ratio: float = setting(5.0, minimum=1.5, maximum=1000.0, help="minimum multiple of the median")
+    min_bytes: int = setting(
+        500_000,
+        minimum=1_000,
+        maximum=10_000_000_000,
+        help="bytes in a minute below which nothing is a spike",
+    )
+    min_samples: int = setting(10, minimum=3, maximum=10_000, help="baseline minutes needed")
+    inbound: bool = setting(False, help="also watch downloads (uploads are always watched)")
+
+
+class VolumeSpikeDetector(_BehaviourDetector):
+    kind = "volume_spike"
+    settings_type = VolumeSpikeSettings
+
+    def observe(self, ctx: BatchContext) -> list[Finding]:
+        s = self.settings
+        assert isinstance(s, VolumeSpikeSettings)
+        if not s.enabled:
+            return []
+        out = []
+        for device, act in self.book.activity.items():
+            if not act.minutes:
+                continue
+            base = self.book.baselines[device]
+            for minute in act.minutes:
+                if minute.learned:
+                    continue
+                hour = hour_of(minute.start)
+                for direction, observed in (("out", minute.bytes_out), ("in", minute.bytes_in)):
+                    if direction == "in" and not s.inbound:
+                        continue
+                    median, spread, samples = base.volume(direction, hour)
+                    if samples < s.min_samples:
+                        continue
+                    threshold = max(median + s.spread_factor * spread, s.ratio * median, float(s.min_bytes))
+                    if observed <= threshold:
+                        continue
+                    big = observed >= 10 * threshold and observed >= 10_000_000
+                    ratio = observed / median if median else math.inf
+                    verb = "uploaded" if direction == "out" else "downloaded"
+                    out.append(
+                        Finding(
+                            kind=self.kind,
+                            device=device,
+                            peer=None,
+                            ts=minute.start + 60.0,
+                            severity=Severity.HIGH if big else Severity.MEDIUM,
+                            score=7.5 if big else 6.0,
+                            summary=(
+                                f"{verb} {observed / 1e6:.2f} MB in one minute; baseline median "
+                                f"{median / 1e3:.0f} kB at this hour"
+                            ),
+                            evidence={
+                                "direction": direction,
+                                "window_seconds": 60,
+                                "minute_start": iso(minute.start),
+                                "observed_bytes": int(observed),
+                                "baseline_median_bytes": round(median),
+                                "baseline_spread_bytes": round(spread),
+                                "baseline_samples": samples,
+                                "threshold_bytes": round(threshold),
+                                "ratio_to_median": round(ratio, 1) if math.isfinite(ratio) else None,
+                                "hour_utc": hour,
+                                **self._base_evidence(device),
+                            },
+                        )
+                    )
+        return out
+
+
+# -- timing_anomaly ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TimingAnomalySettings(DetectorSettings):
+    min_baseline_days: float = setting(1.0, minimum=0.5, maximum=60.0, help="baseline span needed, in days")
+
+
+class TimingAnomalyDetector(_BehaviourDetector):
+    kind = "timing_anomaly"
+    settings_type = TimingAnomalySettings
+
+    def observe(self, ctx: BatchContext) -> list[Finding]:
+        s = self.settings
+        assert isinstance(s, TimingAnomalySettings)
+        if not s.enabled:
+            return []
+        out = []
+        for device, act in self.book.activity.items():
+            if not act.minutes:
+                continue
+            base = self.book.baselines[device]
+            if (
+                base.minutes_observed == 0
+                or base.last_learned - base.first_seen < s.min_baseline_days * 86_400
+            ):
+                continue
+            for minute in act.minutes:
+                if minute.learned:
+                    continue
+                hour = hour_of(minute.start)
+                day = int(minute.start // 86_400)
+                if hour in base.active_hours or not self.reported.first_time(device, f"{day}:{hour}"):
+                    continue
+                out.append(
+                    Finding(
+                        kind=self.kind,
+                        device=device,
+                        peer=None,
+                        ts=minute.start,
+                        severity=Severity.LOW,
+                        score=3.5,
+                        summary=f"active at {hour:02d}:00 UTC, an hour it never was active in",
+                        evidence={
+                            "hour_utc": hour,
+                            "baseline_active_hours": sorted(base.active_hours),
+                            "bytes_that_minute": int(minute.bytes_out + minute.bytes_in),
+                            **self._base_evidence(device),
+                        },
+                    )
+                )
+        return out
+
+
+# -- geo_violation --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class GeoViolationSettings(DetectorSettings):
+    deny_countries: tuple[str, ...] = setting((), help="ISO country codes always alerted on")
+
+
+class GeoViolationDetector(_BehaviourDetector):
+    kind = "geo_violation"
+    settings_type = GeoViolationSettings
+
+    def observe(self, ctx: BatchContext) -> list[Finding]:
+        s = self.settings
+        assert isinstance(s, GeoViolationSettings)
+        if not s.enabled:
+            return []
+        deny = {c.upper() for c in s.deny_countries}
+        out = []
+        for device, act in self.book.activity.items():
+            if not act.countries:
+                continue
+            base = self.book.baselines[device]
+            for item in act.countries:
+                denied = item.value in deny
+                if not denied and (item.learned or not base.countries or item.value in base.countries):
+                    continue
+                if not self.reported.first_time(device, item.value):
+                    continue
+                name = ctx.peer_name(*_pair(item.peer or ""))
+                peer_label = f"{item.peer} ({name})" if name else item.peer
+                out.append(
+                    Finding(
+                        kind=self.kind,
+                        device=device,
+                        peer=item.peer,
+                        ts=item.ts,
+                        severity=Severity.HIGH if denied else Severity.MEDIUM,
+                        score=8.0 if denied else 6.0,
+                        summary=(
+                            f"talked to {peer_label} in {item.value}, a denied country"
+                            if denied
+                            else f"first contact with {item.value}: {peer_label}; baseline countries "
+                            f"{', '.join(sorted(base.countries))}"
+                        ),
+                        evidence={
+                            "country": item.value,
+                            "peer": item.peer,
+                            "peer_name": name,
+                            "denied": denied,
+                            "baseline_countries": dict(sorted(base.countries.items())),
+                            **self._base_evidence(device),
+                        },
+                    )
+                )
+        return out
+
+
+BEHAVIOUR_DETECTORS: tuple[type[_BehaviourDetector], ...] = (
+    NewDeviceDetector,
+    NewDestinationDetector,
+    NewPortDetector,
+    ProtocolAnomalyDetector,
+    VolumeSpikeDetector,
+    TimingAnomalyDetector,
+    GeoViolationDetector,
+)

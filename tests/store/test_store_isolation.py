@@ -1,0 +1,16 @@
+"""The store is engine code: importing it never pulls in textual."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_store_does_not_import_textual():
+    code = (
+        "import sys\n"
+        "import heimdal_tui.store\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'textual')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
