@@ -17,6 +17,9 @@ ENGINE_MODULES = [
     "heimdal_tui.pipeline.engine",
     "heimdal_tui.cli.analyze",
     "heimdal_tui.samples.cli",
+    "heimdal_tui.asgard.link",
+    "heimdal_tui.asgard.devserver.server",
+    "heimdal_tui.cli.asgard_dev",
 ]
 
 

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from heimdal_tui.capture.errors import CaptureError
 from heimdal_tui.capture.pcap_file import CaptureFile
+from heimdal_tui.cli import analyze_sync
 from heimdal_tui.cli.alert_output import write_jsonl, write_text
 from heimdal_tui.cli.progress import ProgressBar
 from heimdal_tui.common.durations import parse_duration
@@ -100,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a store to use: its baselines are applied, and this run's alerts and baselines are saved "
         "there (without it analyze leaves every store alone)",
     )
+    analyze_sync.add_arguments(parser)
 
 
 def run(args: argparse.Namespace, stderr: TextIO | None = None, stdout: TextIO | None = None) -> int:
@@ -117,6 +119,13 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None, stdout: TextIO |
     except ConfigError as exc:
         err.write(f"heimdal-tui analyze: {exc}\n")
         return 2
+    sync = None
+    if getattr(args, "sync", False):
+        try:
+            sync = analyze_sync.SyncRun.open(args, config, err)
+        except analyze_sync.SyncError as exc:
+            err.write(f"heimdal-tui analyze: {exc}\n")
+            return 2
     try:
         # A capture file is a closed record: keep every device it shows (the device cap still bounds
         # memory) instead of evicting the idle ones as a long-running sensor does.
@@ -207,6 +216,8 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None, stdout: TextIO |
         out.flush()
     if not args.quiet:
         err.write(summary(pipeline, len(devices), elapsed, engine))
+    if sync is not None and sync.finish(engine, devices, err) and files_read:
+        return 1
     if files_read == 0:
         err.write("heimdal-tui analyze: nothing was readable in the capture files given\n")
         return 1

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     capture.add_arguments(p_capture)
     config_cmd.add_arguments(sub)
+    from heimdal_tui.cli import asgard_dev
+
+    asgard_dev.add_arguments(sub)
     sub.add_parser(
         "samples",
         help="regenerate the bundled sample captures (seeded, deterministic); see `samples --help`",
@@ -69,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from heimdal_tui.cli import capture
 
         return capture.run(args)
+    if args.command == "asgard-dev":
+        from heimdal_tui.cli import asgard_dev
+
+        return asgard_dev.run(args)
     build_parser().print_help(sys.stderr)
     sys.stderr.write(
         "\nThe console arrives with the operator-console work; use `heimdal-tui analyze FILE`.\n"

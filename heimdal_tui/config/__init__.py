@@ -15,6 +15,7 @@ from heimdal_tui.config.files import (
 )
 from heimdal_tui.config.model import (
     AlertsConfig,
+    AsgardConfig,
     BaselineConfig,
     CaptureConfig,
     Config,
@@ -35,6 +36,7 @@ from heimdal_tui.config.validation import (
 
 __all__ = [
     "AlertsConfig",
+    "AsgardConfig",
     "BaselineConfig",
     "CaptureConfig",
     "Config",

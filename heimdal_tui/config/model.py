@@ -14,6 +14,7 @@ import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from heimdal_tui.config.fields import field_specs, option
 from heimdal_tui.detect.model import DetectorSettings
@@ -119,6 +120,81 @@ class UIConfig:
     theme: str = option("textual-dark", nonempty=True, help="console theme")
 
 
+def asgard_url_problem(text: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError as exc:
+        return f"{text!r} is not a URL ({exc})"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"{text!r} is not an https:// URL"
+    if parts.username is not None or parts.password is not None:
+        return "the URL must not hold credentials (put the API key in api_key_file)"
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        return f"{text!r}: plain http is only allowed to this machine (localhost); use https"
+    return None
+
+
+def _severity_problem(text: str) -> str | None:
+    if text not in _SEVERITIES:
+        return f"{text!r} is not a severity (one of {', '.join(_SEVERITIES)})"
+    return None
+
+
+_SEVERITIES = ("low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class AsgardConfig:
+    """The Asgard link (see docs/asgard-api.md). Without a URL (here or in HEIMDAL_ASGARD_URL) the
+    link is off and nothing is queued."""
+
+    url: str | None = option(
+        None, nonempty=True, item_check=asgard_url_problem, help="Asgard API base URL (https://...)"
+    )
+    api_key_file: Path | None = option(  # noqa: RUF009 (option() is a dataclasses.field)
+        None, nonempty=True, help="file holding the API key (mode 0600); HEIMDAL_ASGARD_API_KEY wins"
+    )
+    ca_bundle: Path | None = option(  # noqa: RUF009
+        None, nonempty=True, help="PEM file of CA certificates to trust instead of the system's"
+    )
+    connect_timeout: float = option(10.0, above=0.0, maximum=300.0, help="seconds to connect")
+    read_timeout: float = option(30.0, above=0.0, maximum=600.0, help="seconds to wait for a response")
+    alert_severities: tuple[str, ...] = option(
+        ("medium", "high", "critical"),
+        item_check=_severity_problem,
+        help="alert severities sent to Asgard (an empty list sends no alerts)",
+    )
+    device_summaries: bool = option(True, help="send anonymized device summaries")
+    device_summary_interval: float = option(
+        900.0, minimum=10.0, maximum=7 * _DAY, help="seconds between device summaries"
+    )
+    names: Literal["registered_domain", "drop"] = option(
+        "registered_domain",
+        help="DNS names sent: the registered domain of external names only, or none",
+    )
+    ip_detail: Literal["country", "region"] = option(
+        "country", help="what a public address becomes: its country, or only its world region"
+    )
+    batch_size: int = option(100, minimum=1, maximum=1000, help="items per request")
+    queue_max_items: int = option(
+        10_000, minimum=10, maximum=1_000_000, help="undelivered items kept (then lowest priority, oldest go)"
+    )
+    backoff_initial: float = option(2.0, above=0.0, maximum=3600.0, help="first retry delay, seconds")
+    backoff_max: float = option(300.0, above=0.0, maximum=86_400.0, help="longest retry delay, seconds")
+    intelligence_interval: float = option(
+        3600.0, minimum=10.0, maximum=7 * _DAY, help="seconds between intelligence checks"
+    )
+
+    def __post_init__(self) -> None:
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError(
+                f"backoff_max ({self.backoff_max:g}) must be at least backoff_initial ({self.backoff_initial:g})"
+            )
+
+
 # The tables of a configuration file, in the order `config show` writes them.
 SECTIONS: dict[str, type] = {
     "capture": CaptureConfig,
@@ -128,6 +204,7 @@ SECTIONS: dict[str, type] = {
     "intel": IntelConfig,
     "store": StoreConfig,
     "ui": UIConfig,
+    "asgard": AsgardConfig,
 }
 DETECTORS_TABLE = "detectors"
 
@@ -146,6 +223,7 @@ class Config:
     intel: IntelConfig = field(default_factory=IntelConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    asgard: AsgardConfig = field(default_factory=AsgardConfig)
     detectors: dict[str, DetectorSettings] = field(default_factory=dict)
 
 

@@ -13,6 +13,7 @@ from heimdal_tui.store.alerts import AlertsMixin
 from heimdal_tui.store.audit import AuditMixin
 from heimdal_tui.store.base import StoreBase, StoreCorrupt, StoreError, is_environmental
 from heimdal_tui.store.baselines import LearnedMixin
+from heimdal_tui.store.sync import SyncMixin
 from heimdal_tui.store.triage import TriageMixin
 
 DB_FILENAME = "heimdal.db"
@@ -20,7 +21,7 @@ DB_FILENAME = "heimdal.db"
 _COMPANIONS = ("-wal", "-shm", "-journal")
 
 
-class Store(AlertsMixin, AuditMixin, TriageMixin, LearnedMixin, StoreBase):
+class Store(AlertsMixin, AuditMixin, TriageMixin, LearnedMixin, SyncMixin, StoreBase):
     """Heimdal's persistent state in ``<data_dir>/heimdal.db``.
 
     Safe to share between threads (one connection behind a lock). Every write is its own

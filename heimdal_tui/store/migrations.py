@@ -104,7 +104,68 @@ _V2 = (
     "CREATE INDEX drift_by_device ON drift (device_key, ts)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# v3: the Asgard link: the durable outbound queue (anonymized items exactly as sent), its
+# lifetime counters, and the intelligence Asgard sent back (indicators and golden profiles).
+_V3 = (
+    """CREATE TABLE sync_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        payload_json TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'rejected')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_wall REAL NOT NULL,
+        next_attempt_wall REAL NOT NULL DEFAULT 0,
+        last_error TEXT,
+        done_wall REAL
+    )""",
+    "CREATE INDEX sync_queue_order ON sync_queue (state, priority DESC, id)",
+    "CREATE INDEX sync_queue_done ON sync_queue (state, done_wall)",
+    "CREATE INDEX sync_queue_due ON sync_queue (state, next_attempt_wall)",
+    # Eviction order when the queue is full: lowest priority, oldest first.
+    "CREATE INDEX sync_queue_evict ON sync_queue (state, priority, id)",
+    # Rows per state, kept by triggers in the same transactions: depth is read without a count(*)
+    # over a queue that may hold many thousand rows.
+    """CREATE TABLE sync_depth (
+        state TEXT PRIMARY KEY,
+        n INTEGER NOT NULL DEFAULT 0
+    )""",
+    "INSERT INTO sync_depth (state, n) VALUES ('pending', 0), ('delivered', 0), ('rejected', 0)",
+    """CREATE TRIGGER sync_depth_insert AFTER INSERT ON sync_queue BEGIN
+        UPDATE sync_depth SET n = n + 1 WHERE state = new.state;
+    END""",
+    """CREATE TRIGGER sync_depth_delete AFTER DELETE ON sync_queue BEGIN
+        UPDATE sync_depth SET n = n - 1 WHERE state = old.state;
+    END""",
+    """CREATE TRIGGER sync_depth_update AFTER UPDATE OF state ON sync_queue
+    WHEN old.state != new.state BEGIN
+        UPDATE sync_depth SET n = n - 1 WHERE state = old.state;
+        UPDATE sync_depth SET n = n + 1 WHERE state = new.state;
+    END""",
+    """CREATE TABLE sync_counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE intel_indicators (
+        value TEXT NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('ip', 'cidr', 'domain')),
+        confidence REAL NOT NULL,
+        feed TEXT NOT NULL DEFAULT '',
+        expiry REAL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (value, type)
+    )""",
+    """CREATE TABLE intel_profiles (
+        device_type TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        data_json TEXT NOT NULL,
+        intel_version INTEGER NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -92,7 +92,7 @@ def test_unknown_keys_name_what_is_allowed():
         "alerts.unknown_key: unknown key (allowed: correlation_window, max_open_alerts)"
     ]
     assert lines("bogus = 1\n") == [
-        "bogus: unknown key (allowed: capture, devices, baseline, alerts, intel, store, ui, detectors)"
+        "bogus: unknown key (allowed: capture, devices, baseline, alerts, intel, store, ui, asgard, detectors)"
     ]
     assert lines('[ui]\n"odd key" = 1\n') == ['ui."odd key": unknown key (allowed: theme)']
 
@@ -208,7 +208,7 @@ def test_every_problem_is_reported_at_once_in_file_order():
         "alerts.max_open_alerts: expected an integer, got true",
         "detectors.port_scan.vertical_ports: must be between 10 and 65535, got 5",
         "detectors.port_scan.window: must be between 1 and 3600, got 0.5",
-        "surprise: unknown key (allowed: capture, devices, baseline, alerts, intel, store, ui, detectors)",
+        "surprise: unknown key (allowed: capture, devices, baseline, alerts, intel, store, ui, asgard, detectors)",
     ]
     assert lines(text) == expected
     with pytest.raises(ConfigError) as caught:
