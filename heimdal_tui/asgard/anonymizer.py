@@ -61,6 +61,7 @@ _SERVICE = re.compile(r"^(tcp|udp|sctp|icmp|icmp6|arp)/\d{1,5}( \(served\))?$")
 _PROTOCOL = re.compile(r"^(tcp|udp|icmp|icmp6|igmp|arp|ip-\d{1,3}|ether-0x[0-9a-f]{4})$")
 _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)?$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_PROFILE = re.compile(r"^(?P<type>[a-z_]{1,32})@[A-Za-z0-9._-]{1,32}$")
 _COMPOSITE = re.compile(r"^(?P<head>[^ ()]+) \((?P<inner>[^()]*)\)$")
 _INNER_WORDS = frozenset({"peer"})
 _SEVERITIES = ("low", "medium", "high", "critical")
@@ -190,6 +191,9 @@ class Anonymizer:
             return text
         if _COUNTRY.match(text):
             return text
+        profile = _PROFILE.match(text)
+        if profile is not None and profile["type"] in KNOWN_DEVICE_TYPES:
+            return text  # a golden profile's label (type@version): Asgard's own vocabulary
         token = self.ip(text) if (":" in text or "." in text) and "/" not in text else None
         if token is not None:
             return token

@@ -33,7 +33,7 @@ from heimdal_tui.asgard.queue import SyncQueue
 from heimdal_tui.asgard.sender import Sender
 from heimdal_tui.asgard.status import MAX_ITEM_VIEWS, SyncItemView, SyncStatus
 from heimdal_tui.config.model import AsgardConfig
-from heimdal_tui.detect.alerts import Alert
+from heimdal_tui.detect.alerts import Alert, AlertChange
 from heimdal_tui.detect.geo import CountryLookup
 from heimdal_tui.detect.intel import ThreatIntel
 from heimdal_tui.detect.learning import BaselineBook
@@ -150,6 +150,15 @@ class AsgardLink:
         )
         self._wake()
         return inserted > 0
+
+    def on_alert_change(self, change: AlertChange) -> None:
+        """A :attr:`DetectionEngine.subscribers <heimdal_tui.detect.engine.DetectionEngine.subscribers>`
+        callback: queues the alert per the policy, and never raises into the detection thread (a
+        store that cannot take the write is logged; the alert stays in the alert book)."""
+        try:
+            self.enqueue_alert(change.alert)
+        except Exception:
+            log.exception("asgard: could not queue alert %s", change.alert.id)
 
     def enqueue_devices(self, rows: list[dict[str, Any]], *, force: bool = False) -> int:
         """Queue a summary of each device row (devices/snapshot.py) when the policy says one is due

@@ -134,6 +134,7 @@ def test_alert_payload_keeps_the_behaviour_and_loses_the_identities():
             "probe_types": {"syn": 40, "nas-office": 2},
             "examples": ["142.250.185.78 (www.youtube.com)", "tcp/22 (peer 192.168.1.10)"],
             "hostname": "nas-office.example.com",
+            "baseline_profile": "nas@3",
             "user_agent": "Mozilla/5.0 (secret build 1234)",
             "window_s": 60.0,
         }
@@ -145,6 +146,7 @@ def test_alert_payload_keeps_the_behaviour_and_loses_the_identities():
     evidence = data["evidence"]
     assert evidence["example_ports"] == ["tcp/22", "tcp/80"]
     assert evidence["probe_types"] == {"syn": 40}
+    assert evidence["baseline_profile"] == "nas@3"
     assert evidence["examples"][0] == "geo:US (youtube.com)"
     assert evidence["examples"][1].startswith("tcp/22 (peer net:")
     assert "hostname" not in evidence and "user_agent" not in evidence

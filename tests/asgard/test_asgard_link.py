@@ -27,6 +27,7 @@ from asgard_support import (
 from heimdal_tui.asgard import AsgardLink, SyncStatus
 from heimdal_tui.asgard.devserver import FaultPlan
 from heimdal_tui.config import AsgardConfig
+from heimdal_tui.detect.alerts import AlertChange
 from heimdal_tui.store import Store
 
 
@@ -81,6 +82,7 @@ def test_alerts_and_devices_arrive_exactly_as_previewed(store: Store, server_dir
         status = link.status()
         assert status.depth == 5 and [i.kind for i in status.items] == ["anomaly"] * 3 + ["device"] * 2
         assert [i.priority for i in status.items] == [40, 30, 20, 5, 5]
+        assert SyncStatus.from_dict(json.loads(json.dumps(status.to_dict()))) == status
         previews = {item.id: link.preview(item.id) for item in status.items}
         started(link)
         assert link.wait_drained(20)
@@ -97,6 +99,15 @@ def test_alerts_and_devices_arrive_exactly_as_previewed(store: Store, server_dir
     assert len(received(server_dir, "register.jsonl")) == 1
     with pytest.raises(KeyError):
         link.preview("999")
+
+
+def test_the_engine_subscriber_queues_alerts_and_never_raises(tmp_path: Path):
+    store = Store.open(tmp_path / "s")
+    link = link_for("http://127.0.0.1:9", store)
+    link.on_alert_change(AlertChange(make_alert(1), new=True))
+    assert link.status().depth == 1
+    store.close()  # a store that cannot be written: the detection thread must not see an error
+    link.on_alert_change(AlertChange(make_alert(2), new=True))
 
 
 def test_server_errors_back_off_count_attempts_then_deliver_once(store: Store, server_dir: Path):
