@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     from heimdal_tui.cli import asgard_dev
 
     asgard_dev.add_arguments(sub)
+    from heimdal_tui.cli import backup, doctor, restore
+
+    doctor.add_arguments(sub)
+    backup.add_arguments(sub)
+    restore.add_arguments(sub)
     sub.add_parser(
         "samples",
         help="regenerate the bundled sample captures (seeded, deterministic); see `samples --help`",
@@ -76,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from heimdal_tui.cli import asgard_dev
 
         return asgard_dev.run(args)
+    if args.command in ("doctor", "backup", "restore"):
+        from heimdal_tui.cli import backup, doctor, restore
+
+        service_commands = {"doctor": doctor.run, "backup": backup.run, "restore": restore.run}
+        return service_commands[args.command](args)
     build_parser().print_help(sys.stderr)
     sys.stderr.write(
         "\nThe console arrives with the operator-console work; use `heimdal-tui analyze FILE`.\n"

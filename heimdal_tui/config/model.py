@@ -195,6 +195,43 @@ class AsgardConfig:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """The JSON log (heimdal_tui.service.logs): one object per line, rotated by size."""
+
+    level: Literal["debug", "info", "warning", "error"] = option("info", help="lowest level logged")
+    destination: Literal["file", "stderr"] = option(
+        "file", help="a rotated file, or stderr (under systemd: the journal)"
+    )
+    file: Path | None = option(  # noqa: RUF009 (option() is a dataclasses.field)
+        None, nonempty=True, help="log file (absent: <data_dir>/logs/heimdal.log)"
+    )
+    max_file_mb: float = option(
+        10.0, minimum=0.1, maximum=1024.0, help="size in MiB at which the file is rotated"
+    )
+    backups: int = option(3, minimum=1, maximum=100, help="rotated files kept beside the current one")
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long the store keeps what it no longer needs, and how big it may grow (an SD card)."""
+
+    closed_alert_days: float = option(
+        90.0, above=0.0, maximum=36_500.0, help="days a closed (resolved, false-positive) alert is kept"
+    )
+    drift_days: float = option(30.0, above=0.0, maximum=36_500.0, help="days of drift history kept")
+    audit_days: float = option(
+        365.0, above=0.0, maximum=36_500.0, help="days of audit trail (who changed what) kept"
+    )
+    delivered_sync_days: float = option(
+        7.0, above=0.0, maximum=36_500.0, help="days an item delivered to Asgard stays in the queue"
+    )
+    max_store_mb: float = option(
+        512.0, minimum=8.0, maximum=1_048_576.0, help="store size cap in MiB (then oldest closed data goes)"
+    )
+    interval: float = option(600.0, minimum=10.0, maximum=86_400.0, help="seconds between retention runs")
+
+
 # The tables of a configuration file, in the order `config show` writes them.
 SECTIONS: dict[str, type] = {
     "capture": CaptureConfig,
@@ -205,6 +242,8 @@ SECTIONS: dict[str, type] = {
     "store": StoreConfig,
     "ui": UIConfig,
     "asgard": AsgardConfig,
+    "logging": LoggingConfig,
+    "retention": RetentionConfig,
 }
 DETECTORS_TABLE = "detectors"
 
@@ -224,6 +263,8 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     ui: UIConfig = field(default_factory=UIConfig)
     asgard: AsgardConfig = field(default_factory=AsgardConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     detectors: dict[str, DetectorSettings] = field(default_factory=dict)
 
 

@@ -13,6 +13,7 @@ from heimdal_tui.store.alerts import AlertsMixin
 from heimdal_tui.store.audit import AuditMixin
 from heimdal_tui.store.base import StoreBase, StoreCorrupt, StoreError, is_environmental
 from heimdal_tui.store.baselines import LearnedMixin
+from heimdal_tui.store.maintenance import MaintenanceMixin
 from heimdal_tui.store.sync import SyncMixin
 from heimdal_tui.store.triage import TriageMixin
 
@@ -21,7 +22,7 @@ DB_FILENAME = "heimdal.db"
 _COMPANIONS = ("-wal", "-shm", "-journal")
 
 
-class Store(AlertsMixin, AuditMixin, TriageMixin, LearnedMixin, SyncMixin, StoreBase):
+class Store(AlertsMixin, AuditMixin, TriageMixin, LearnedMixin, SyncMixin, MaintenanceMixin, StoreBase):
     """Heimdal's persistent state in ``<data_dir>/heimdal.db``.
 
     Safe to share between threads (one connection behind a lock). Every write is its own
@@ -36,16 +37,24 @@ class Store(AlertsMixin, AuditMixin, TriageMixin, LearnedMixin, SyncMixin, Store
         self.journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
     @classmethod
-    def open(cls, data_dir: Path, *, busy_timeout: float = 10.0) -> Store:
+    def open(cls, data_dir: Path, *, busy_timeout: float = 10.0, allow_read_only: bool = False) -> Store:
         """Open (creating or upgrading) the store in ``data_dir``, created with mode 0700.
 
         StoreError when the directory cannot be created or written, the database is locked past
         ``busy_timeout`` seconds, or it was written by a newer heimdal-tui (it is left untouched).
         A corrupt database is moved aside and a fresh one created (see ``recovered``).
+
+        With ``allow_read_only`` (the daemon), an existing store on a read-only file system, or in
+        a file this process may not write, opens read-only and degraded: reads work, writes are
+        kept in memory and saved once a retry finds the store writable (see ``status()``).
         """
         data_dir = Path(data_dir)
-        _ensure_directory(data_dir)
         path = data_dir / DB_FILENAME
+        if allow_read_only and path.is_file() and not _writable(data_dir, path):
+            return cls._open_read_only(path, busy_timeout)
+        _ensure_directory(data_dir)
+        if path.exists() and not _writable(data_dir, path):
+            raise StoreError(f"cannot write to the store {path}: {_not_writable_reason(path)}")
         try:
             conn = _connect(path, busy_timeout)
             recovered = None
@@ -60,7 +69,17 @@ class Store(AlertsMixin, AuditMixin, TriageMixin, LearnedMixin, SyncMixin, Store
                 if again.conn is not None:
                     again.conn.close()
                 raise StoreError(f"cannot create a new store at {path}: {again.reason}") from again
-        return cls(conn, path, recovered)
+        store = cls(conn, path, recovered)
+        store._reopen = lambda: _reopen(data_dir, path, busy_timeout)
+        return store
+
+    @classmethod
+    def _open_read_only(cls, path: Path, busy_timeout: float) -> Store:
+        conn = _connect_read_only(path, busy_timeout)
+        store = cls(conn, path)
+        store._reopen = lambda: _reopen(path.parent, path, busy_timeout)
+        store._start_read_only(_not_writable_reason(path))
+        return store
 
     @property
     def data_dir(self) -> Path:
@@ -71,8 +90,10 @@ class Store(AlertsMixin, AuditMixin, TriageMixin, LearnedMixin, SyncMixin, Store
             return migrations.current_version(self._connection())
 
     def close(self) -> None:
+        """Close the connection; writes still pending (the store degraded) get one last try."""
         with self._lock:
             if self._conn is not None:
+                self._flush_before_close()
                 self._conn.close()
                 self._conn = None
 
@@ -102,7 +123,77 @@ def _ensure_directory(data_dir: Path) -> None:
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {data_dir}: {_reason(exc)}") from exc
     if not os.access(data_dir, os.W_OK | os.X_OK):
-        raise StoreError(f"cannot write to the data directory {data_dir}: permission denied")
+        raise StoreError(f"cannot write to the data directory {data_dir}: {_not_writable_reason(data_dir)}")
+
+
+def _on_read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _not_writable_reason(path: Path) -> str:
+    if _on_read_only_fs(path):
+        return "it is on a read-only file system"
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        return "permission denied"
+    return f"permission denied (owned by uid {owner}, this process runs as uid {os.geteuid()})"
+
+
+def _writable(data_dir: Path, path: Path) -> bool:
+    """Whether this process can write the database and create its -wal/-shm companions."""
+    if _on_read_only_fs(data_dir):
+        return False
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        return False
+    return all(
+        os.access(candidate, os.W_OK)
+        for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+        if candidate.exists()
+    )
+
+
+def _reopen(data_dir: Path, path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """A fresh read-write connection, for a degraded store retrying; StoreError while the disk
+    still refuses."""
+    if not _writable(data_dir, path):
+        raise StoreError(f"cannot write to the store {path}: {_not_writable_reason(path)}")
+    try:
+        return _connect(path, busy_timeout)
+    except StoreCorrupt as exc:
+        if exc.conn is not None:
+            exc.conn.close()
+        raise StoreError(f"the store at {path} cannot be reopened: {exc.reason}") from exc
+
+
+def _connect_read_only(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """A read-only connection to an existing store that must not (cannot) be written."""
+    # On a read-only file system nobody can change the file, and without ``immutable`` SQLite
+    # would need to create the -shm file it cannot create; elsewhere the file may change under us.
+    flag = "immutable=1" if _on_read_only_fs(path) else "mode=ro"
+    uri = f"{path.resolve().as_uri()}?{flag}"
+    try:
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
+        version = migrations.current_version(conn)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the store at {path}: {exc}") from exc
+    if problems != ["ok"]:
+        conn.close()
+        raise StoreError(f"the read-only store at {path} fails its integrity check: {problems[0]}")
+    if version != migrations.SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(
+            f"the read-only store at {path} has schema version {version} and this heimdal-tui needs "
+            f"{migrations.SCHEMA_VERSION}; it cannot be upgraded while it cannot be written"
+        )
+    return conn
 
 
 def _reason(exc: OSError) -> str:
@@ -119,6 +210,10 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # Dirty pages stay in memory until COMMIT: a full or failing disk then fails the commit,
+        # never a statement half-way through a write (see StoreBase._write).
+        conn.execute("PRAGMA cache_spill = OFF")
+        conn.execute("PRAGMA temp_store = MEMORY")
         problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
             more = f" and {len(problems) - 1} more problems" if len(problems) > 1 else ""
@@ -130,6 +225,10 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
                 f"understands ({migrations.SCHEMA_VERSION}); it was left untouched: upgrade "
                 "heimdal-tui or use another data directory"
             )
+        if version == 0 and not _has_tables(conn):
+            # Only settable before the first table: lets retention give freed pages back to the
+            # file system bit by bit (PRAGMA incremental_vacuum) instead of a full VACUUM.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         # In WAL mode NORMAL loses no committed transaction on a process crash (only, at worst,
         # the last ones on power loss), and spares an fsync per commit.
@@ -147,6 +246,10 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
             raise StoreError(f"cannot use the store at {path}: {exc}") from exc
         raise StoreCorrupt(str(exc), conn) from exc
     return conn
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
 
 
 def _set_aside(path: Path, corrupt: StoreCorrupt) -> Path:
