@@ -20,6 +20,15 @@ ENGINE_MODULES = [
     "heimdal_tui.asgard.link",
     "heimdal_tui.asgard.devserver.server",
     "heimdal_tui.cli.asgard_dev",
+    "heimdal_tui.sensor.session",
+    "heimdal_tui.sensor.build",
+    "heimdal_tui.detect.whatif",
+    "heimdal_tui.daemon.run",
+    "heimdal_tui.daemon.remote",
+    "heimdal_tui.daemon.metrics",
+    # The command line parses without the console: `analyze` and `capture` never load textual.
+    "heimdal_tui.cli.main",
+    "heimdal_tui.cli.console",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -10,13 +11,15 @@ from heimdal_tui import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from heimdal_tui.cli import analyze, capture, config_cmd
+    from heimdal_tui.cli import analyze, capture, config_cmd, console
 
     parser = argparse.ArgumentParser(
         prog="heimdal-tui",
-        description="Heimdal edge sensor: learns how each LAN device behaves and flags what deviates.",
+        description="Heimdal edge sensor: learns how each LAN device behaves and flags what deviates. "
+        "Without a command, opens the operator console (live capture, or --replay FILE...).",
     )
     parser.add_argument("--version", action="version", version=f"heimdal-tui {__version__}")
+    console.add_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_analyze = sub.add_parser(
         "analyze",
@@ -39,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     from heimdal_tui.cli import asgard_dev
 
     asgard_dev.add_arguments(sub)
-    from heimdal_tui.cli import backup, doctor, restore
+    from heimdal_tui.cli import backup, daemon, doctor, restore
 
+    daemon.add_arguments(sub)
     doctor.add_arguments(sub)
     backup.add_arguments(sub)
     restore.add_arguments(sub)
@@ -51,6 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Command name -> module under heimdal_tui.cli with a run(args) function. Modules are imported only
+# when their command runs, so `analyze` never pays for the console's imports.
+COMMANDS = {
+    "analyze": "analyze",
+    "capture": "capture",
+    "config": "config_cmd",
+    "asgard-dev": "asgard_dev",
+    "daemon": "daemon",
+    "doctor": "doctor",
+    "backup": "backup",
+    "restore": "restore",
+    None: "console",  # no command: the operator console
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["samples"]:
@@ -59,38 +78,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return samples_main(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command == "analyze":
-        from heimdal_tui.cli import analyze
-
-        try:
-            return analyze.run(args)
-        except KeyboardInterrupt:
-            sys.stderr.write("heimdal-tui analyze: interrupted\n")
-            return 130
+    module = importlib.import_module(f"heimdal_tui.cli.{COMMANDS[args.command]}")
     if args.command == "config":
-        from heimdal_tui.cli import config_cmd
         from heimdal_tui.detect.registry import register_settings
 
-        register_settings()
-        return config_cmd.run(args)
-    if args.command == "capture":
-        from heimdal_tui.cli import capture
-
-        return capture.run(args)
-    if args.command == "asgard-dev":
-        from heimdal_tui.cli import asgard_dev
-
-        return asgard_dev.run(args)
-    if args.command in ("doctor", "backup", "restore"):
-        from heimdal_tui.cli import backup, doctor, restore
-
-        service_commands = {"doctor": doctor.run, "backup": backup.run, "restore": restore.run}
-        return service_commands[args.command](args)
-    build_parser().print_help(sys.stderr)
-    sys.stderr.write(
-        "\nThe console arrives with the operator-console work; use `heimdal-tui analyze FILE`.\n"
-    )
-    return 2
+        register_settings()  # [detectors.*] tables are checked against the registered detectors
+    try:
+        code: int = module.run(args)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"heimdal-tui {args.command or ''}: interrupted\n".replace(" :", ":"))
+        return 130
+    return code
 
 
 if __name__ == "__main__":

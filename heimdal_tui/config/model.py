@@ -117,7 +117,7 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True)
 class UIConfig:
-    theme: str = option("textual-dark", nonempty=True, help="console theme")
+    theme: str = option("heimdal-dark", nonempty=True, help="console theme")
 
 
 def asgard_url_problem(text: str) -> str | None:

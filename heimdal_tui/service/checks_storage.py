@@ -190,5 +190,29 @@ def check_daemon(ctx: DoctorContext) -> CheckResult:
         return ok(name, f"not running for {ctx.data_dir}{stale}")
     if info.pid > 0 and not Path(f"/proc/{info.pid}").exists():
         return ok(name, f"running ({info.describe()}, in another PID namespace), socket {sock}")
-    attach = "" if sock.exists() else " (its console socket is not there yet)"
-    return ok(name, f"running ({info.describe()}), socket {sock}{attach}")
+    if not sock.exists():
+        return ok(name, f"running ({info.describe()}), socket {sock} (its console socket is not there yet)")
+    return _ask_daemon(name, info.describe(), sock)
+
+
+def _ask_daemon(name: str, described: str, sock: Path) -> CheckResult:
+    """What the running daemon says of itself: whether it captures, and whether its store writes
+    (a full or read-only disk only shows in the daemon's memory, not in the files)."""
+    from heimdal_tui.daemon.remote import AttachFailed, RemoteSensor
+    from heimdal_tui.sensor.link import CommandError
+
+    try:
+        link = RemoteSensor(sock, timeout=2.0)
+    except AttachFailed as exc:
+        return warn(name, f"running ({described}) but {exc}")
+    try:
+        state = link.call("info")
+    except CommandError as exc:
+        return warn(name, f"running ({described}) but it did not answer: {exc}")
+    finally:
+        link.close()
+    if state.get("state") == "failed":
+        return fail(name, f"running ({described}) but capture failed: {state.get('error')}")
+    if state.get("store_degraded"):
+        return warn(name, f"running ({described}); its store is {state.get('store')}")
+    return ok(name, f"running ({described}), {state.get('source')}, socket {sock}")

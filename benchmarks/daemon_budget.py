@@ -1,0 +1,97 @@
+"""The daemon's memory budget: a 1,000-device LAN at 2,000 packets/s for an hour of capture time.
+
+Generates (once) an hour of a busy 1,000-device LAN at 2,000 packets/s (7.2M packets; headers
+kept, payloads cut at 128 bytes as a snaplen would, so the file stays ~1 GB), then runs
+``heimdal-tui daemon --replay FILE --speed X`` (a paced replay: X times the capture's own pace)
+and samples the daemon's resident memory (VmRSS) every second until the replay ends. Reports the
+peak RSS of each half of the hour and whether the second half grew.
+
+    python3 benchmarks/daemon_budget.py                 # --speed 6: about 10 minutes
+    python3 benchmarks/daemon_budget.py --speed 1       # the real pace: an hour
+
+Bar (issue): RSS under 200 MB, not growing in the second half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_CAPTURE = HERE / "out" / "lan_1h_2000pps.pcap"
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE)
+    parser.add_argument("--speed", type=float, default=6.0)
+    parser.add_argument("--pps", type=float, default=2000.0)
+    parser.add_argument("--seconds", type=float, default=3600.0, help="capture time to generate")
+    parser.add_argument("--devices", type=int, default=1000)
+    args = parser.parse_args(argv)
+    if not args.capture.exists():
+        args.capture.parent.mkdir(parents=True, exist_ok=True)
+        packets = int(args.pps * args.seconds)
+        subprocess.run(
+            [sys.executable, str(HERE / "make_lan_capture.py"), "--packets", str(packets), "--devices",
+             str(args.devices), "--pps", str(args.pps), "--snaplen", "128", "--out", str(args.capture)],
+            check=True,
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.toml"
+        config.write_text("")
+        started = time.monotonic()
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "heimdal_tui", "daemon", "--replay", str(args.capture), "--speed",
+             str(args.speed), "--data-dir", str(Path(tmp) / "data"), "--config", str(config),
+             "--learning-period", "20m"],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        expected = args.seconds / args.speed
+        samples: list[tuple[float, float]] = []
+        try:
+            while daemon.poll() is None and time.monotonic() - started < expected + 120:
+                value = rss_mb(daemon.pid)
+                if value is not None:
+                    samples.append((time.monotonic() - started, value))
+                time.sleep(1.0)
+        finally:
+            if daemon.poll() is None:
+                daemon.send_signal(signal.SIGTERM)
+            code = daemon.wait(timeout=30)
+    if not samples:
+        print("no samples: the daemon did not run", file=sys.stderr)
+        return 1
+    half = expected / 2
+    first = [v for t, v in samples if t <= half]
+    second = [v for t, v in samples if half < t <= expected]
+    peak = max(v for _, v in samples)
+    print(f"daemon replaying {args.capture.name} at {args.speed:g}x ({args.pps:,.0f} pps of capture time, "
+          f"{args.devices:,} devices) for {samples[-1][0]:.0f} s; exit {code}")  # fmt: skip
+    print(f"  peak RSS {peak:.0f} MB; first half peak {max(first):.0f} MB, second half peak "
+          f"{max(second) if second else float('nan'):.0f} MB, at the end {samples[-1][1]:.0f} MB")  # fmt: skip
+    growth = (max(second) / max(first)) if first and second else float("nan")
+    print(f"  second half / first half: {growth:.2f}x; bar: < 200 MB and not growing -> "
+          f"{'met' if peak < 200 and growth <= 1.05 else 'NOT met'}")  # fmt: skip
+    os.sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
