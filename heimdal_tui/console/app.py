@@ -253,6 +253,7 @@ class HeimdalApp(App[None]):
             for action, text in (("toggle", "Pause / resume the replay"), ("faster", "Replay faster"),
                                  ("slower", "Replay slower"), ("step", "Step the replay 100 frames")):  # fmt: skip
                 yield SystemCommand(text, "Replay control", lambda a=action: self.action_replay(a))
-        if isinstance(screen, SensorScreen):
-            yield from screen.palette_commands()
+        palette_commands = getattr(screen, "palette_commands", None)
+        if palette_commands is not None:
+            yield from palette_commands()
         yield SystemCommand("Help: every key", "The keys of this screen", self.action_help)

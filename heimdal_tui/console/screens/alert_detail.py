@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
@@ -142,6 +143,13 @@ class AlertDetailScreen(Screen[None]):
             )
         else:
             app.send(action, on_done=reload, ids=ids)
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        for action, title in (("acknowledge", "Acknowledge"), ("resolve", "Resolve"),
+                              ("false_positive", "Mark false positive"), ("snooze", "Snooze"),
+                              ("reopen", "Reopen")):  # fmt: skip
+            yield SystemCommand(f"Alert: {title}", "This alert", lambda a=action: self.action_triage(a))
+        yield SystemCommand("Alert: Back to the queue", "Close the evidence", self.app.pop_screen)
 
 
 def evidence_rows(evidence: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:

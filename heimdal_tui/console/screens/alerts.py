@@ -118,6 +118,11 @@ class AlertsScreen(SensorScreen):
             self.new_above = 0
         total = len(state.alerts)
         line = f"{len(shown)} of {total} alerts: {self.filter.describe()}"
+        status = state.status
+        if total == 0 and status is not None and status.learning < 1.0:
+            line += (
+                f"; none yet: baselines are learning ({status.learning:.0%}), scans and spoofing show at once"
+            )
         if self.selected:
             line += f"   {len(self.selected)} selected"
         self.query_one("#filter-line", Label).update(fmt.plain(line))

@@ -6,11 +6,12 @@ unfreezes learning, Escape goes back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
@@ -145,6 +146,14 @@ class DeviceDetailScreen(Screen[None]):
             self.notify("this device has no baseline yet", severity="warning", timeout=3)
             return
         self._send("freeze_learning", on_done=self._load, key=self.key, frozen=not base["frozen"])
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Device: Name it", "A name of your own for this device", self.action_label)
+        yield SystemCommand("Device: Reset its baseline", "It learns again for a whole learning period",
+                            self.action_reset)  # fmt: skip
+        yield SystemCommand("Device: Freeze / unfreeze learning", "Its baseline absorbs nothing new",
+                            self.action_freeze)  # fmt: skip
+        yield SystemCommand("Device: Back to the list", "Close the device", self.app.pop_screen)
 
 
 def _compare(base: dict[str, Any] | None, current: dict[str, Any]) -> Table:

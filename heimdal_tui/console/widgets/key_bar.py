@@ -46,8 +46,8 @@ class KeyBar(Static):
     def redraw(self) -> None:
         entries: list[tuple[str, str, bool]] = []
         shown = [active for active in self.screen.active_bindings.values() if active.binding.show]
-        for group, members in groupby(shown, key=lambda active: active.binding.group):
-            members = list(members)
+        for group, grouped in groupby(shown, key=lambda active: active.binding.group):
+            members = list(grouped)
             if group is not None and len(members) > 1:
                 keys = "".join(self.app.get_key_display(m.binding) for m in members)
                 entries.append((keys, group.description, all(m.enabled for m in members)))
