@@ -11,6 +11,7 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
@@ -94,51 +95,58 @@ class CaptureFile:
             divisor = 1e9 if magic == PCAP_MAGIC_NS else 1e6
             limit = max(MAX_FRAME, snaplen)
             self.bytes_read = 24
-            carry = b""
             incl_struct = struct.Struct(order + "I")
+            chunks = _Chunks(f, self.chunk_bytes)
+            view_type = order + "u4"
             while True:
-                block = f.read(self.chunk_bytes)
-                buf = carry + block if carry else block
+                buf, eof = chunks.next()
                 if not buf:
                     return
-                eof = len(block) < self.chunk_bytes
-                pos, n = 0, len(buf)
-                # Only the record lengths are read in Python (they chain the records); every other
-                # header field is gathered for the whole chunk at once afterwards.
+                n = len(buf)
+                # Only the record lengths are read in Python (they chain the records), in the
+                # tightest loop that can do it; they are checked, and every other header field is
+                # gathered, for the whole chunk at once afterwards.
                 heads: list[int] = []
                 append = heads.append
                 unpack = incl_struct.unpack_from
-                corrupt = ""
-                while pos + 16 <= n:
-                    incl = unpack(buf, pos + 8)[0]
-                    if incl > limit:
-                        corrupt = f"record {self.frames_read + len(heads) + 1} claims {incl} bytes"
-                        break
-                    end = pos + 16 + incl
-                    if end > n:
-                        break
+                pos, stop = 0, n - 16
+                while pos <= stop:
                     append(pos)
-                    pos = end
-                if heads:
-                    yield self._batch(buf, heads, order, divisor, linktype)
+                    pos += 16 + unpack(buf, pos + 8)[0]
+                corrupt = ""
+                starts = np.array(heads, dtype=np.int64)
+                if starts.shape[0]:
+                    view = np.ndarray(shape=(n - 3,), dtype=view_type, buffer=buf, strides=(1,))
+                    incl = view[starts + 8].astype(np.int64)
+                    too_long = incl > limit
+                    if too_long.any():
+                        # Records after a corrupt one were walked through garbage: keep those before.
+                        k = int(np.argmax(too_long))
+                        corrupt = f"record {self.frames_read + k + 1} claims {int(incl[k])} bytes"
+                        pos = int(starts[k])
+                        starts = starts[:k]
+                    elif pos > n:
+                        pos = int(starts[-1])  # the last record is cut by the end of the chunk
+                        starts = starts[:-1]
+                if starts.shape[0]:
+                    yield self._batch(buf, starts, order, divisor, linktype)
                 self.bytes_read += pos
                 if corrupt:
                     self.warn(f"corrupt record header ({corrupt}); stopped reading this file there")
                     return
-                carry = buf[pos:]
                 if eof:
-                    if carry:
+                    if pos < n:
                         self.warn(
-                            f"file is truncated: the last {len(carry)} bytes are an incomplete record "
+                            f"file is truncated: the last {n - pos} bytes are an incomplete record "
                             f"(read {self.frames_read} complete frames)"
                         )
                     return
+                chunks.keep(buf, pos)
 
-    def _batch(self, buf: bytes, heads: list[int], order: str, divisor: float, linktype: int) -> FrameBatch:
-        count = len(heads)
+    def _batch(self, buf: bytes, pos: np.ndarray, order: str, divisor: float, linktype: int) -> FrameBatch:
+        count = int(pos.shape[0])
         self.frames_read += count
         data = np.frombuffer(buf, dtype=np.uint8)
-        pos = np.array(heads, dtype=np.int64)
         # Records start at any byte offset: read their header words through a byte-strided view.
         view = np.ndarray(shape=(len(buf) - 3,), dtype=f"{order}u4", buffer=buf, strides=(1,))
         sec, frac, incl, orig = (view[pos + 4 * k].astype(np.int64) for k in range(4))
@@ -158,13 +166,11 @@ class CaptureFile:
         order = "<"
         last_ts = 0.0
         with open(self.path, "rb") as f:
-            carry = b""
+            chunks = _Chunks(f, self.chunk_bytes)
             while True:
-                block = f.read(self.chunk_bytes)
-                buf = carry + block if carry else block
+                buf, eof = chunks.next()
                 if not buf:
                     return
-                eof = len(block) < self.chunk_bytes
                 pos, n = 0, len(buf)
                 starts: list[int] = []
                 caps: list[int] = []
@@ -253,14 +259,14 @@ class CaptureFile:
                 if corrupt:
                     self.warn(f"corrupt pcapng data ({corrupt}); stopped reading this file there")
                     return
-                carry = buf[pos:]
                 if eof:
-                    if carry:
+                    if pos < n:
                         self.warn(
-                            f"file is truncated: the last {len(carry)} bytes are an incomplete block "
+                            f"file is truncated: the last {n - pos} bytes are an incomplete block "
                             f"(read {self.frames_read} complete frames)"
                         )
                     return
+                chunks.keep(buf, pos)
 
     @staticmethod
     def _parse_idb(buf: bytes, body: int, end: int, order: str) -> _Interface:
@@ -279,6 +285,42 @@ class CaptureFile:
                 iface.offset_seconds = struct.unpack_from(order + "q", buf, value)[0]
             opt = value + ((length + 3) & ~3)
         return iface
+
+
+class _Chunks:
+    """Large reads of a file, each continuing the record the previous chunk cut off.
+
+    The cut record is read again with the next chunk (a seek back by less than one record) rather
+    than copied in front of it, which would copy the whole chunk; the chunk after it is exactly the
+    cut bytes plus ``size`` new ones, as if joined. A file that cannot seek joins.
+    """
+
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        self.f = f
+        self.size = size
+        self.seekable = f.seekable()
+        self.carry = b""
+        self.again = 0  # bytes before the file position that the next chunk starts with
+
+    def next(self) -> tuple[bytes, bool]:
+        """The next chunk, and whether the file ends with it."""
+        again, self.again = self.again, 0
+        block = self.f.read(self.size + again)
+        eof = len(block) - again < self.size
+        if self.carry:
+            block, self.carry = self.carry + block, b""
+        return block, eof
+
+    def keep(self, buf: bytes, pos: int) -> None:
+        """``buf[pos:]`` (the start of a record) is still to be read."""
+        rest = len(buf) - pos
+        if not rest:
+            return
+        if self.seekable:
+            self.f.seek(-rest, os.SEEK_CUR)
+            self.again = rest
+        else:
+            self.carry = buf[pos:]
 
 
 def sniff_format(path: str, head: bytes) -> str:

@@ -19,9 +19,10 @@ from heimdal_tui.decode.headers import PROTO_TCP, PROTO_UDP, DecodedBatch
 
 _UDP_PORTS = np.array(sorted(APP_UDP_PORTS), dtype=np.int64)
 _TCP_PORTS = np.array(sorted(APP_TCP_PORTS), dtype=np.int64)
-_HTTP_FIRST = np.array(sorted({p[0] for p in HTTP_METHOD_PREFIXES}), dtype=np.int64)
 _TLS_HANDSHAKE = 0x16
 _CLIENT_HELLO = 0x01
+# The leading payload bytes read for the choice: enough for the longest HTTP method prefix.
+_HEAD = max(8, max(len(p) for p in HTTP_METHOD_PREFIXES))
 
 
 # Announcements (mDNS, SSDP, NetBIOS) repeat verbatim, and DNS messages repeat but for their 16-bit
@@ -54,23 +55,37 @@ class AppEvent:
 
 
 def candidate_rows(d: DecodedBatch) -> np.ndarray:
-    """Rows whose payload may hold a message one of the application parsers reads."""
+    """Rows whose payload may hold a message one of the application parsers reads.
+
+    UDP by port; TCP on a DNS port, or starting a TLS ClientHello record (0x16, version 3.x, handshake
+    type 1), or starting with an HTTP method and its space: exactly the TCP payloads for which
+    :func:`parse_app` would not return None straight away (a response ``HTTP/1.1 ...`` or a TLS
+    record of another kind never leaves numpy).
+    """
     has = d.payload_len > 0
     if not has.any():
         return np.zeros(0, dtype=np.int64)
     udp = has & (d.proto == PROTO_UDP)
     udp &= np.isin(d.sport, _UDP_PORTS) | np.isin(d.dport, _UDP_PORTS)
-    tcp = has & (d.proto == PROTO_TCP)
-    first = np.zeros(len(d), dtype=np.int64)
-    sixth = np.zeros(len(d), dtype=np.int64)
+    chosen = np.flatnonzero(udp)
+    tcp = np.flatnonzero(has & (d.proto == PROTO_TCP))
+    if tcp.shape[0] == 0:
+        return chosen
+    # The first _HEAD payload bytes of each TCP row (bytes past the payload are masked by length).
+    length = d.payload_len[tcp]
     last = d.data.shape[0] - 1
-    first[tcp] = d.data[np.minimum(d.payload_off[tcp], last)]
-    long_enough = tcp & (d.payload_len > 5)
-    sixth[long_enough] = d.data[np.minimum(d.payload_off[long_enough] + 5, last)]
-    tls = long_enough & (first == _TLS_HANDSHAKE) & (sixth == _CLIENT_HELLO)
-    http = tcp & np.isin(first, _HTTP_FIRST) & (d.payload_len >= 4)
-    dns_tcp = tcp & (np.isin(d.sport, _TCP_PORTS) | np.isin(d.dport, _TCP_PORTS))
-    return np.flatnonzero(udp | tls | http | dns_tcp)
+    head = d.data[np.minimum(d.payload_off[tcp][:, None] + np.arange(_HEAD), last)]
+    tls = (length > 5) & (head[:, 0] == _TLS_HANDSHAKE) & (head[:, 1] == 3) & (head[:, 2] <= 4)
+    tls &= head[:, 5] == _CLIENT_HELLO
+    http = np.zeros(tcp.shape[0], dtype=bool)
+    for prefix in HTTP_METHOD_PREFIXES:
+        pattern = np.frombuffer(prefix, dtype=np.uint8)
+        http |= (length >= pattern.shape[0]) & (head[:, : pattern.shape[0]] == pattern).all(axis=1)
+    dns_tcp = np.isin(d.sport[tcp], _TCP_PORTS) | np.isin(d.dport[tcp], _TCP_PORTS)
+    chosen_tcp = tcp[tls | http | dns_tcp]
+    if chosen.shape[0] == 0:
+        return chosen_tcp
+    return np.union1d(chosen, chosen_tcp)
 
 
 class AppParser:
@@ -112,6 +127,9 @@ def parse_rows(
         outcome: object = _MISS
         if cache is not None and (sport in _ANNOUNCE_PORTS or dport in _ANNOUNCE_PORTS):
             key = (src_mac[i], src_lo[i], payload)
+            # The very same payload parses the same: reuse it, without touching the recency order
+            # (which decides which DNS repeats are still remembered) nor the repeat flag.
+            outcome = cache.get(key, _MISS)
         elif cache is not None and proto == 17 and (sport in _DNS_PORTS or dport in _DNS_PORTS):
             key = (src_mac[i], src_lo[i], payload[2:])
             outcome = cache.get(key, _MISS)

@@ -59,6 +59,9 @@ _IPV6_EXT = (0, 43, 44, 60)
 _IPV6_MAX_EXT = 4
 
 _U64 = np.uint64
+# Which frames a gather reads: an index array, or all of them.
+Rows = np.ndarray | slice
+_ALL = slice(None)
 
 # The columns handed on to flows, devices and detectors (see DecodedBatch.to_frame()).
 PACKET_COLUMNS = (
@@ -141,7 +144,9 @@ class _Reader:
     """Bounds-checked big-endian field gathers over the frames of one batch.
 
     Multi-byte fields are read through strided views of the buffer (element i = the bytes starting
-    at byte i), so every field of every frame is a single numpy gather.
+    at byte i), so a field of many frames is a single numpy gather. ``rows`` selects the frames
+    (an index array, or ``slice(None)`` for all of them): each protocol's fields are gathered for
+    that protocol's frames only.
     """
 
     def __init__(self, batch: FrameBatch) -> None:
@@ -158,29 +163,29 @@ class _Reader:
         }
         self._last = {1: size - 1, 2: size - 2, 4: size - 4, 8: size - 8}
 
-    def has(self, rel: np.ndarray | int, nbytes: np.ndarray | int) -> np.ndarray:
-        """Frames whose captured bytes reach ``rel + nbytes``."""
-        return self.start + rel + nbytes <= self.end
+    def has(self, rel: np.ndarray | int, nbytes: np.ndarray | int, rows: Rows = _ALL) -> np.ndarray:
+        """Frames (of ``rows``) whose captured bytes reach ``rel + nbytes``."""
+        return self.start[rows] + rel + nbytes <= self.end[rows]
 
-    def _index(self, rel: np.ndarray | int, width: int) -> np.ndarray:
+    def _index(self, rows: Rows, rel: np.ndarray | int, width: int) -> np.ndarray:
         # Frames too short for the field read clamped garbage; callers mask them out with has().
-        return np.minimum(self.start + rel, self._last[width])
+        return np.minimum(self.start[rows] + rel, self._last[width])
 
-    def u8(self, rel: np.ndarray | int) -> np.ndarray:
-        return self.data[self._index(rel, 1)].astype(np.int64)
+    def u8(self, rel: np.ndarray | int, rows: Rows = _ALL) -> np.ndarray:
+        return self.data[self._index(rows, rel, 1)].astype(np.int64)
 
-    def u16(self, rel: np.ndarray | int) -> np.ndarray:
-        return self._views[2][self._index(rel, 2)].astype(np.int64)
+    def u16(self, rel: np.ndarray | int, rows: Rows = _ALL) -> np.ndarray:
+        return self._views[2][self._index(rows, rel, 2)].astype(np.int64)
 
-    def u32(self, rel: np.ndarray | int) -> np.ndarray:
-        return self._views[4][self._index(rel, 4)].astype(np.int64)
+    def u32(self, rel: np.ndarray | int, rows: Rows = _ALL) -> np.ndarray:
+        return self._views[4][self._index(rows, rel, 4)].astype(np.int64)
 
-    def u64(self, rel: np.ndarray | int) -> np.ndarray:
-        return self._views[8][self._index(rel, 8)].astype(_U64)
+    def u64(self, rel: np.ndarray | int, rows: Rows = _ALL) -> np.ndarray:
+        return self._views[8][self._index(rows, rel, 8)].astype(_U64)
 
-    def mac(self, rel: np.ndarray | int) -> np.ndarray:
+    def mac(self, rel: np.ndarray | int, rows: Rows = _ALL) -> np.ndarray:
         """Six bytes at ``rel`` as uint64 (read as 8 bytes and shifted: frames are long enough)."""
-        return self.u64(rel) >> _U64(16)
+        return self.u64(rel, rows) >> _U64(16)
 
 
 def decode_headers(batch: FrameBatch) -> DecodedBatch:
@@ -205,27 +210,44 @@ def decode_headers(batch: FrameBatch) -> DecodedBatch:
             errors[reason] += count
             ok[bad] = False
 
+    def fail_rows(rows: np.ndarray, reason: str) -> None:
+        """fail() for frames given by index."""
+        if rows.shape[0] == 0:
+            return
+        bad = rows[ok[rows]]
+        if bad.shape[0]:
+            errors[reason] += int(bad.shape[0])
+            ok[bad] = False
+
+    def narrow(rows: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``rows`` (and the columns aligned with them) without the frames that have failed."""
+        still = ok[rows]
+        if still.all():
+            return (rows, *columns)
+        return (rows[still], *(c[still] for c in columns))
+
     # -- link layer ---------------------------------------------------------------------------
     eth = lt == LINKTYPE_ETHERNET
     if eth.any():
         fail(eth & (caplen < 14), "truncated Ethernet header")
-        e = eth & ok
-        dst_mac[e] = r.mac(0)[e]
-        src_mac[e] = r.mac(6)[e]
-        et = r.u16(12)
-        pos = np.full(n, 14, dtype=np.int64)
+        e = np.flatnonzero(eth & ok)
+        dst_mac[e] = r.mac(0, e)
+        src_mac[e] = r.mac(6, e)
+        et = r.u16(12, e)
+        pos = np.full(e.shape[0], 14, dtype=np.int64)
         for _ in range(2):  # 802.1Q and 802.1ad (QinQ) tags
-            tagged = e & ((et == ETH_VLAN) | (et == ETH_QINQ))
+            tagged = (et == ETH_VLAN) | (et == ETH_QINQ)
             if not tagged.any():
                 break
-            fail(tagged & ~r.has(pos, 4), "truncated 802.1Q tag")
-            tagged &= ok
-            first = tagged & (vlan < 0)
-            vlan[first] = (r.u16(pos) & 0x0FFF)[first]
-            et = np.where(tagged, r.u16(pos + 2), et)
-            pos = np.where(tagged, pos + 4, pos)
-        eth_type[e] = et[e]
-        l3[e] = pos[e]
+            at = np.flatnonzero(tagged)
+            fail_rows(e[at[~r.has(pos[at], 4, e[at])]], "truncated 802.1Q tag")
+            at = at[ok[e[at]]]
+            first = at[vlan[e[at]] < 0]
+            vlan[e[first]] = r.u16(pos[first], e[first]) & 0x0FFF
+            et[at] = r.u16(pos[at] + 2, e[at])
+            pos[at] += 4
+        eth_type[e] = et
+        l3[e] = pos
 
     sll = lt == LINKTYPE_LINUX_SLL
     if sll.any():
@@ -278,82 +300,83 @@ def decode_headers(batch: FrameBatch) -> DecodedBatch:
     l3_end = np.zeros(n, dtype=np.int64)  # end of the IP datagram on the wire (excludes link padding)
     first_fragment = np.ones(n, dtype=bool)
 
-    v4 = ok & (eth_type == ETH_IPV4)
-    if v4.any():
-        fail(v4 & ~r.has(l3, 20), "truncated IPv4 header")
-        v4 &= ok
-        b0 = r.u8(l3)
+    v4 = np.flatnonzero(ok & (eth_type == ETH_IPV4))
+    if v4.shape[0]:
+        at = l3[v4]
+        fail_rows(v4[~r.has(at, 20, v4)], "truncated IPv4 header")
+        v4, at = narrow(v4, at)
+        b0 = r.u8(at, v4)
         ihl = (b0 & 0x0F) * 4
-        fail(v4 & ((b0 >> 4) != 4), "IPv4 header with wrong version")
-        fail(v4 & (ihl < 20), "IPv4 header length below 20")
-        v4 &= ok
-        total = r.u16(l3 + 2)
-        fail(v4 & (total < ihl), "IPv4 total length shorter than its header")
-        fail(v4 & ~r.has(l3, ihl), "truncated IPv4 options")
-        v4 &= ok
+        fail_rows(v4[(b0 >> 4) != 4], "IPv4 header with wrong version")
+        fail_rows(v4[ihl < 20], "IPv4 header length below 20")
+        v4, at, ihl = narrow(v4, at, ihl)
+        total = r.u16(at + 2, v4)
+        fail_rows(v4[total < ihl], "IPv4 total length shorter than its header")
+        fail_rows(v4[~r.has(at, ihl, v4)], "truncated IPv4 options")
+        v4, at, ihl, total = narrow(v4, at, ihl, total)
         ip_ver[v4] = 4
-        proto[v4] = r.u8(l3 + 9)[v4]
-        ttl[v4] = r.u8(l3 + 8)[v4]
-        src_lo[v4] = r.u32(l3 + 12).astype(_U64)[v4] | V4_MAPPED_LO_PREFIX
-        dst_lo[v4] = r.u32(l3 + 16).astype(_U64)[v4] | V4_MAPPED_LO_PREFIX
-        ip_len[v4] = total[v4]
-        l4[v4] = (l3 + ihl)[v4]
-        l3_end[v4] = (l3 + total)[v4]
-        frag_off = r.u16(l3 + 6) & 0x1FFF
-        first_fragment[v4 & (frag_off != 0)] = False
+        proto[v4] = r.u8(at + 9, v4)
+        ttl[v4] = r.u8(at + 8, v4)
+        src_lo[v4] = r.u32(at + 12, v4).astype(_U64) | V4_MAPPED_LO_PREFIX
+        dst_lo[v4] = r.u32(at + 16, v4).astype(_U64) | V4_MAPPED_LO_PREFIX
+        ip_len[v4] = total
+        l4[v4] = at + ihl
+        l3_end[v4] = at + total
+        frag_off = r.u16(at + 6, v4) & 0x1FFF
+        first_fragment[v4[frag_off != 0]] = False
 
-    v6 = ok & (eth_type == ETH_IPV6)
-    if v6.any():
-        fail(v6 & ~r.has(l3, 40), "truncated IPv6 header")
-        v6 &= ok
-        fail(v6 & ((r.u8(l3) >> 4) != 6), "IPv6 header with wrong version")
-        v6 &= ok
+    v6 = np.flatnonzero(ok & (eth_type == ETH_IPV6))
+    if v6.shape[0]:
+        at = l3[v6]
+        fail_rows(v6[~r.has(at, 40, v6)], "truncated IPv6 header")
+        v6, at = narrow(v6, at)
+        fail_rows(v6[(r.u8(at, v6) >> 4) != 6], "IPv6 header with wrong version")
+        v6, at = narrow(v6, at)
         ip_ver[v6] = 6
-        plen = r.u16(l3 + 4)
-        ip_len[v6] = (plen + 40)[v6]
-        ttl[v6] = r.u8(l3 + 7)[v6]
-        src_hi[v6] = r.u64(l3 + 8)[v6]
-        src_lo[v6] = r.u64(l3 + 16)[v6]
-        dst_hi[v6] = r.u64(l3 + 24)[v6]
-        dst_lo[v6] = r.u64(l3 + 32)[v6]
-        l3_end[v6] = (l3 + 40 + plen)[v6]
-        nh = r.u8(l3 + 6)
-        pos = l3 + 40
+        plen = r.u16(at + 4, v6)
+        ip_len[v6] = plen + 40
+        ttl[v6] = r.u8(at + 7, v6)
+        src_hi[v6] = r.u64(at + 8, v6)
+        src_lo[v6] = r.u64(at + 16, v6)
+        dst_hi[v6] = r.u64(at + 24, v6)
+        dst_lo[v6] = r.u64(at + 32, v6)
+        l3_end[v6] = at + 40 + plen
+        nh = r.u8(at + 6, v6)
+        pos = at + 40
         for _ in range(_IPV6_MAX_EXT):
-            ext = v6 & np.isin(nh, _IPV6_EXT)
-            if not ext.any():
+            ext = np.flatnonzero(np.isin(nh, _IPV6_EXT) & ok[v6])
+            if not ext.shape[0]:
                 break
-            fail(ext & ~r.has(pos, 8), "truncated IPv6 extension header")
-            ext &= ok
-            frag = ext & (nh == 44)
-            first_fragment[frag & ((r.u16(pos + 2) & 0xFFF8) != 0)] = False
-            length = np.where(frag, 8, (r.u8(pos + 1) + 1) * 8)
-            nh = np.where(ext, r.u8(pos), nh)
-            pos = np.where(ext, pos + length, pos)
-        proto[v6] = nh[v6]
-        l4[v6] = pos[v6]
-
-    is_ip = ok & (ip_ver > 0)
+            fail_rows(v6[ext[~r.has(pos[ext], 8, v6[ext])]], "truncated IPv6 extension header")
+            ext = ext[ok[v6[ext]]]
+            frag = ext[nh[ext] == 44]
+            first_fragment[v6[frag[(r.u16(pos[frag] + 2, v6[frag]) & 0xFFF8) != 0]]] = False
+            length = np.where(nh[ext] == 44, 8, (r.u8(pos[ext] + 1, v6[ext]) + 1) * 8)
+            nh[ext] = r.u8(pos[ext], v6[ext])
+            pos[ext] += length
+        proto[v6] = nh
+        l4[v6] = pos
 
     # -- ARP ----------------------------------------------------------------------------------
-    arp = ok & (eth_type == ETH_ARP)
     arp_op = np.zeros(n, dtype=np.int64)
     arp_sha = np.zeros(n, dtype=_U64)
     arp_spa = np.zeros(n, dtype=_U64)
     arp_tha = np.zeros(n, dtype=_U64)
     arp_tpa = np.zeros(n, dtype=_U64)
-    if arp.any():
-        fail(arp & ~r.has(l3, 28), "truncated ARP packet")
-        arp &= ok
-        ethernet_ipv4 = (r.u16(l3) == 1) & (r.u16(l3 + 2) == ETH_IPV4) & (r.u8(l3 + 4) == 6)
-        ethernet_ipv4 &= r.u8(l3 + 5) == 4
-        fail(arp & ~ethernet_ipv4, "ARP for a hardware/protocol pair other than Ethernet/IPv4")
-        arp &= ok
-        arp_op[arp] = r.u16(l3 + 6)[arp]
-        arp_sha[arp] = r.mac(l3 + 8)[arp]
-        arp_spa[arp] = r.u32(l3 + 14).astype(_U64)[arp]
-        arp_tha[arp] = r.mac(l3 + 18)[arp]
-        arp_tpa[arp] = r.u32(l3 + 24).astype(_U64)[arp]
+    arp = np.flatnonzero(ok & (eth_type == ETH_ARP))
+    if arp.shape[0]:
+        at = l3[arp]
+        fail_rows(arp[~r.has(at, 28, arp)], "truncated ARP packet")
+        arp, at = narrow(arp, at)
+        ethernet_ipv4 = (r.u16(at, arp) == 1) & (r.u16(at + 2, arp) == ETH_IPV4) & (r.u8(at + 4, arp) == 6)
+        ethernet_ipv4 &= r.u8(at + 5, arp) == 4
+        fail_rows(arp[~ethernet_ipv4], "ARP for a hardware/protocol pair other than Ethernet/IPv4")
+        arp, at = narrow(arp, at)
+        arp_op[arp] = r.u16(at + 6, arp)
+        arp_sha[arp] = r.mac(at + 8, arp)
+        arp_spa[arp] = r.u32(at + 14, arp).astype(_U64)
+        arp_tha[arp] = r.mac(at + 18, arp)
+        arp_tpa[arp] = r.u32(at + 24, arp).astype(_U64)
 
     # -- transport layer ----------------------------------------------------------------------
     sport = np.full(n, -1, dtype=np.int64)
@@ -361,39 +384,42 @@ def decode_headers(batch: FrameBatch) -> DecodedBatch:
     tcp_flags = np.zeros(n, dtype=np.int64)
     payload_off = np.zeros(n, dtype=np.int64)
     payload_end = np.zeros(n, dtype=np.int64)
-    transport = is_ip & first_fragment & ok
+    transport = ok & (ip_ver > 0) & first_fragment
 
-    tcp = transport & (proto == PROTO_TCP)
-    if tcp.any():
-        fail(tcp & ~r.has(l4, 14), "truncated TCP header")
-        tcp &= ok
-        doff = (r.u8(l4 + 12) >> 4) * 4
-        fail(tcp & (doff < 20), "TCP data offset below 20")
-        tcp &= ok
-        sport[tcp] = r.u16(l4)[tcp]
-        dport[tcp] = r.u16(l4 + 2)[tcp]
-        tcp_flags[tcp] = r.u8(l4 + 13)[tcp]
-        payload_off[tcp] = (l4 + doff)[tcp]
+    tcp = np.flatnonzero(transport & (proto == PROTO_TCP))
+    if tcp.shape[0]:
+        at = l4[tcp]
+        fail_rows(tcp[~r.has(at, 14, tcp)], "truncated TCP header")
+        tcp, at = narrow(tcp, at)
+        doff = (r.u8(at + 12, tcp) >> 4) * 4
+        fail_rows(tcp[doff < 20], "TCP data offset below 20")
+        tcp, at, doff = narrow(tcp, at, doff)
+        sport[tcp] = r.u16(at, tcp)
+        dport[tcp] = r.u16(at + 2, tcp)
+        tcp_flags[tcp] = r.u8(at + 13, tcp)
+        payload_off[tcp] = at + doff
         payload_end[tcp] = l3_end[tcp]
 
-    udp = transport & (proto == PROTO_UDP)
-    if udp.any():
-        fail(udp & ~r.has(l4, 8), "truncated UDP header")
-        udp &= ok
-        sport[udp] = r.u16(l4)[udp]
-        dport[udp] = r.u16(l4 + 2)[udp]
-        payload_off[udp] = (l4 + 8)[udp]
-        ulen = r.u16(l4 + 4)
+    udp = np.flatnonzero(transport & (proto == PROTO_UDP) & ok)
+    if udp.shape[0]:
+        at = l4[udp]
+        fail_rows(udp[~r.has(at, 8, udp)], "truncated UDP header")
+        udp, at = narrow(udp, at)
+        sport[udp] = r.u16(at, udp)
+        dport[udp] = r.u16(at + 2, udp)
+        payload_off[udp] = at + 8
+        ulen = r.u16(at + 4, udp)
         # Trust the UDP length where it is sane (it is 0 for IPv6 jumbograms).
-        udp_end = np.where((ulen >= 8) & (l4 + ulen <= l3_end), l4 + ulen, l3_end)
-        payload_end[udp] = udp_end[udp]
+        end = l3_end[udp]
+        payload_end[udp] = np.where((ulen >= 8) & (at + ulen <= end), at + ulen, end)
 
-    icmp = transport & ((proto == PROTO_ICMP) | (proto == PROTO_ICMPV6))
-    if icmp.any():
-        fail(icmp & ~r.has(l4, 2), "truncated ICMP header")
-        icmp &= ok
-        sport[icmp] = r.u8(l4)[icmp]
-        dport[icmp] = r.u8(l4 + 1)[icmp]
+    icmp = np.flatnonzero(transport & ((proto == PROTO_ICMP) | (proto == PROTO_ICMPV6)) & ok)
+    if icmp.shape[0]:
+        at = l4[icmp]
+        fail_rows(icmp[~r.has(at, 2, icmp)], "truncated ICMP header")
+        icmp, at = narrow(icmp, at)
+        sport[icmp] = r.u8(at, icmp)
+        dport[icmp] = r.u8(at + 1, icmp)
 
     # Payload extents: on the wire from the IP/UDP lengths (a shorter IP length than the frame means
     # link-layer padding), captured as far as the snaplen allowed.
@@ -401,34 +427,34 @@ def decode_headers(batch: FrameBatch) -> DecodedBatch:
     wire_payload = np.where(has_payload, np.maximum(payload_end - payload_off, 0), 0)
     captured = np.where(has_payload, np.clip(np.minimum(payload_end, caplen) - payload_off, 0, None), 0)
 
+    columns = {
+        "ts": batch.ts,
+        "wire_len": batch.wirelen,
+        "src_mac": src_mac,
+        "dst_mac": dst_mac,
+        "eth_type": eth_type,
+        "vlan": vlan,
+        "ip_ver": ip_ver,
+        "proto": proto,
+        "src_hi": src_hi,
+        "src_lo": src_lo,
+        "dst_hi": dst_hi,
+        "dst_lo": dst_lo,
+        "ip_len": ip_len,
+        "ttl": ttl,
+        "sport": sport,
+        "dport": dport,
+        "tcp_flags": tcp_flags,
+        "payload_off": batch.offsets + payload_off,
+        "payload_len": captured,
+        "payload_wire_len": wire_payload,
+        "arp_op": arp_op,
+        "arp_sha": arp_sha,
+        "arp_spa": arp_spa,
+        "arp_tha": arp_tha,
+        "arp_tpa": arp_tpa,
+    }
     keep = np.flatnonzero(ok)
-    return DecodedBatch(
-        frame=keep,
-        ts=batch.ts[keep],
-        wire_len=batch.wirelen[keep],
-        src_mac=src_mac[keep],
-        dst_mac=dst_mac[keep],
-        eth_type=eth_type[keep],
-        vlan=vlan[keep],
-        ip_ver=ip_ver[keep],
-        proto=proto[keep],
-        src_hi=src_hi[keep],
-        src_lo=src_lo[keep],
-        dst_hi=dst_hi[keep],
-        dst_lo=dst_lo[keep],
-        ip_len=ip_len[keep],
-        ttl=ttl[keep],
-        sport=sport[keep],
-        dport=dport[keep],
-        tcp_flags=tcp_flags[keep],
-        payload_off=(batch.offsets + payload_off)[keep],
-        payload_len=captured[keep],
-        payload_wire_len=wire_payload[keep],
-        arp_op=arp_op[keep],
-        arp_sha=arp_sha[keep],
-        arp_spa=arp_spa[keep],
-        arp_tha=arp_tha[keep],
-        arp_tpa=arp_tpa[keep],
-        data=batch.data,
-        errors=errors,
-    )
+    if keep.shape[0] < n:  # frames that failed are dropped (usually none are)
+        columns = {name: column[keep] for name, column in columns.items()}
+    return DecodedBatch(frame=keep, data=batch.data, errors=errors, **columns)

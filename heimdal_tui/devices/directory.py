@@ -120,9 +120,7 @@ class DeviceDirectory:
     def _is_local(self, hi: int, lo: int) -> bool:
         cached = self._local_cache.get((hi, lo))
         if cached is None:
-            arr_hi = np.array([hi], dtype=np.uint64)
-            arr_lo = np.array([lo], dtype=np.uint64)
-            cached = bool(self.locality.local(arr_hi, arr_lo)[0])
+            cached = self.locality.pair_is_local(hi, lo)
             if len(self._local_cache) > 65_536:
                 self._local_cache.clear()
             self._local_cache[(hi, lo)] = cached

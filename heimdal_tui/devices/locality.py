@@ -88,9 +88,16 @@ class Locality:
 
     def is_local(self, address: str) -> bool:
         value = int(_as_v6(address).network_address)
-        hi = np.array([value >> 64], dtype=_U64)
-        lo = np.array([value & _MASK64], dtype=_U64)
-        return bool(self.local(hi, lo)[0])
+        return self.pair_is_local(value >> 64, value & _MASK64)
+
+    def pair_is_local(self, hi: int, lo: int) -> bool:
+        """:meth:`local` for one (hi, lo) pair, in plain Python (a numpy call costs ~20x more)."""
+        if hi == 0 and lo == 0:
+            return False
+        for net in self._special:
+            if (hi & net.mask_hi) == net.hi and (lo & net.mask_lo) == net.lo:
+                return False
+        return any((hi & net.mask_hi) == net.hi and (lo & net.mask_lo) == net.lo for net in self._local)
 
 
 def mac_is_unicast(mac: np.ndarray) -> np.ndarray:

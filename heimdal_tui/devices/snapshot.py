@@ -51,13 +51,18 @@ def snapshot(table: DeviceTable, directory: DeviceDirectory, top_peers: int = TO
     """Every device as a plain dict (JSON-ready), busiest first."""
     if table.devices.height == 0:
         return []
+    # Every order below breaks ties by key: the tables' row order is arbitrary (hash aggregation).
     devices = table.devices.join(table.rates(), on="device", how="left").sort(
-        pl.col("bytes_in") + pl.col("bytes_out"), descending=True
+        [pl.col("bytes_in") + pl.col("bytes_out"), pl.col("device")], descending=[True, False]
     )
-    ips = _grouped(table.ips.sort("first_seen"), lambda r: address_text(r["ip_hi"], r["ip_lo"]))
-    protocols = _grouped(table.protocols.sort("packets", descending=True), lambda r: r["protocol"])
+    ips = _grouped(
+        table.ips.sort("first_seen", "ip_hi", "ip_lo"), lambda r: address_text(r["ip_hi"], r["ip_lo"])
+    )
+    protocols = _grouped(
+        table.protocols.sort(["packets", "protocol"], descending=[True, False]), lambda r: r["protocol"]
+    )
     ports = _grouped(
-        table.ports.sort("flows", descending=True),
+        table.ports.sort(["flows", "proto", "port", "role"], descending=[True, False, False, False]),
         lambda r: (
             f"{'tcp' if r['proto'] == 6 else 'udp' if r['proto'] == 17 else r['proto']}/{r['port']}"
             + ("" if r["role"] == "client" else " (served)")
@@ -67,7 +72,7 @@ def snapshot(table: DeviceTable, directory: DeviceDirectory, top_peers: int = TO
     name_counts = dict(table.names.group_by("device").len().iter_rows())
     busiest = (
         table.peers.with_columns((pl.col("bytes_in") + pl.col("bytes_out")).alias("bytes"))
-        .sort("bytes", descending=True)
+        .sort(["bytes", "peer_hi", "peer_lo"], descending=[True, False, False])
         .group_by("device", maintain_order=True)
         .head(top_peers)
     )

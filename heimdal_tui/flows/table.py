@@ -1,4 +1,4 @@
-"""Bidirectional flows (connections), tracked per batch with polars.
+"""Bidirectional flows (connections), tracked per batch with numpy.
 
 A flow is the traffic between two endpoints (address, port) under one transport protocol (TCP, UDP,
 ICMP, ICMPv6), in both directions. Its originator is the sender of its first packet. A flow ends
@@ -7,14 +7,17 @@ sides closed or one side reset), and a later packet with the same endpoints star
 Zeek's conn.log does.
 
 Every batch is sorted by (flow key, time) and cut into segments wherever the gap inside one key
-exceeds the timeout; segments are aggregated in one group_by and merged with the open-flow state by
-key. Nothing here runs per packet in Python.
+exceeds the timeout; segments are aggregated with ``reduceat`` and merged with the open-flow state by
+key (a sorted-key lookup). Nothing here runs per packet (or per flow) in Python, and the open-flow
+state is plain numpy columns: polars frames are built only for what a batch returns, because a
+polars call costs more than the arithmetic of a whole batch here.
 
 Memory: at most ``max_flows`` open flows; past that the least recently active are closed early.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,8 +90,51 @@ _STATE_SCHEMA: dict[str, type[pl.DataType]] = {
     "b_mac": pl.UInt64,
     "icmp_type": pl.Int64,
 }
-
+_NUMPY_TYPES: dict[type[pl.DataType], type[np.generic]] = {
+    pl.UInt64: np.uint64,
+    pl.Int64: np.int64,
+    pl.Float64: np.float64,
+    pl.Boolean: np.bool_,
+}
+_STATE_DTYPES = {name: _NUMPY_TYPES[dtype] for name, dtype in _STATE_SCHEMA.items()}
 _SUMS = ("a_pkts", "a_ip_bytes", "a_bytes", "b_pkts", "b_ip_bytes", "b_bytes")
+# Columns a continued flow keeps from its open state (the endpoints and who originated it).
+_KEPT = ("uid", "a_hi", "a_lo", "a_port", "b_hi", "b_lo", "b_port", "orig_is_a", "first_ts", "icmp_type")
+
+# The packet columns update() reads.
+PACKET_INPUT = (
+    "ts",
+    "proto",
+    "src_hi",
+    "src_lo",
+    "dst_hi",
+    "dst_lo",
+    "sport",
+    "dport",
+    "ip_len",
+    "payload_wire_len",
+    "tcp_flags",
+    "src_mac",
+)
+
+Columns = dict[str, np.ndarray]
+
+
+def _empty_state() -> Columns:
+    return {name: np.zeros(0, dtype=dtype) for name, dtype in _STATE_DTYPES.items()}
+
+
+def _take(cols: Columns, index: np.ndarray) -> Columns:
+    return {name: column[index] for name, column in cols.items()}
+
+
+def _concat(parts: list[Columns]) -> Columns:
+    parts = [p for p in parts if p["key"].shape[0]]
+    if not parts:
+        return _empty_state()
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([p[name] for p in parts]) for name in _STATE_SCHEMA}
 
 
 class FlowTable:
@@ -97,97 +143,123 @@ class FlowTable:
     def __init__(self, timeouts: FlowTimeouts | None = None, max_flows: int = 200_000) -> None:
         self.timeouts = timeouts or FlowTimeouts()
         self.max_flows = max_flows
-        self.state = pl.DataFrame(schema=_STATE_SCHEMA)
+        self._state = _empty_state()
         self.next_uid = 1
         self.flows_started = 0
         self.flows_evicted = 0
 
     def __len__(self) -> int:
-        return self.state.height
+        return int(self._state["key"].shape[0])
+
+    @property
+    def state(self) -> pl.DataFrame:
+        """The open flows in canonical a/b form (a copy; the table keeps numpy columns)."""
+        return _frame(self._state, _STATE_SCHEMA)
 
     def update(self, packets: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Fold ``packets`` in; returns (flows that started in this batch, flows that ended).
 
         ``packets`` has the decoded columns ts, proto, src_hi, src_lo, dst_hi, dst_lo, sport, dport,
-        ip_len, payload_wire_len, tcp_flags, src_mac, dst_mac (rows that are not TCP/UDP/ICMP are
+        ip_len, payload_wire_len, tcp_flags, src_mac (rows that are not TCP/UDP/ICMP are
         ignored). Both frames returned are in orig/resp form (see :func:`to_conn`).
         """
-        segments = self._segments(packets)
-        if segments.height == 0:
-            return _empty_conn(), self._expire(None)
+        return self.update_columns({name: packets[name].to_numpy() for name in PACKET_INPUT})
+
+    def update_columns(self, packets: Mapping[str, np.ndarray]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """:meth:`update` for packet columns given as numpy arrays (see ``PACKET_INPUT``)."""
+        seg = self._segments(packets)
+        if seg is None:
+            return _empty_conn(), to_conn(self._expire(None))
+        state = self._state
         t = self.timeouts
-        joined = segments.join(self.state, on="key", how="left", suffix="_s")
-        timeout = _timeout_expr(t)
-        continues = (
-            pl.col("uid").is_not_null()
-            & (pl.col("seg_rank") == 0)
-            & ((pl.col("first_ts") - pl.col("last_ts_s")) <= timeout)
-            & ~_closed_expr("a_flags_s", "b_flags_s", "proto")
-        )
-        joined = joined.with_columns(continues.fill_null(False).alias("continues"))
+        n_state = int(state["key"].shape[0])
+        seg_key = seg["key"]
+        proto = seg["proto"]
+        # Each segment's open flow of the same key, if any (state keys are unique).
+        if n_state:
+            sorter = np.argsort(state["key"], kind="stable")
+            sorted_keys = state["key"][sorter]
+            at = np.minimum(np.searchsorted(sorted_keys, seg_key), n_state - 1)
+            hit = sorted_keys[at] == seg_key
+            sidx = sorter[at]
+        else:
+            hit = np.zeros(seg_key.shape[0], dtype=bool)
+            sidx = np.zeros(seg_key.shape[0], dtype=np.int64)
+        continues = hit & (seg["seg_rank"] == 0)
+        if continues.any():
+            s_last = state["last_ts"][sidx]
+            continues &= (seg["first_ts"] - s_last) <= _timeouts(proto, t)
+            continues &= ~_closed(state["a_flags"][sidx], state["b_flags"][sidx], proto)
 
         # Open state rows replaced by a new segment of the same key have ended.
-        superseded_keys = joined.filter(pl.col("uid").is_not_null() & ~pl.col("continues"))["key"].unique()
-        ended_state = self.state.filter(pl.col("key").is_in(superseded_keys.implode()))
+        touched = np.zeros(n_state, dtype=bool)
+        touched[sidx[hit]] = True
+        superseded = np.zeros(n_state, dtype=bool)
+        superseded[sidx[hit & ~continues]] = True
+        ended_state = _take(state, np.flatnonzero(superseded))
 
-        cont = joined.filter(pl.col("continues"))
-        merged_cont = cont.select(
-            "key",
-            "uid",
-            "proto",
-            *[pl.col(f"{c}_s").alias(c) for c in ("a_hi", "a_lo", "a_port", "b_hi", "b_lo", "b_port")],
-            pl.col("orig_is_a_s").alias("orig_is_a"),
-            pl.col("first_ts_s").alias("first_ts"),
-            pl.col("last_ts"),
-            *[(pl.col(c) + pl.col(f"{c}_s")).alias(c) for c in _SUMS],
-            (pl.col("a_flags") | pl.col("a_flags_s")).alias("a_flags"),
-            (pl.col("b_flags") | pl.col("b_flags_s")).alias("b_flags"),
-            pl.when(pl.col("a_mac_s") != 0).then(pl.col("a_mac_s")).otherwise(pl.col("a_mac")).alias("a_mac"),
-            pl.when(pl.col("b_mac_s") != 0).then(pl.col("b_mac_s")).otherwise(pl.col("b_mac")).alias("b_mac"),
-            pl.col("icmp_type_s").alias("icmp_type"),
-        ).select(*_STATE_SCHEMA)
-        fresh = joined.filter(~pl.col("continues")).select(segments.columns)
-        fresh = fresh.with_columns(
-            pl.int_range(self.next_uid, self.next_uid + fresh.height, dtype=pl.Int64).alias("uid")
-        )
-        self.next_uid += fresh.height
-        self.flows_started += fresh.height
-        fresh = fresh.select(*_STATE_SCHEMA, "seg_rank")
+        cont_rows = np.flatnonzero(continues)
+        cont = _take(seg, cont_rows)
+        old = _take(state, sidx[cont_rows])
+        merged: Columns = {"key": cont["key"], "proto": cont["proto"], "last_ts": cont["last_ts"]}
+        for name in _KEPT:
+            merged[name] = old[name]
+        for name in _SUMS:
+            merged[name] = cont[name] + old[name]
+        merged["a_flags"] = cont["a_flags"] | old["a_flags"]
+        merged["b_flags"] = cont["b_flags"] | old["b_flags"]
+        merged["a_mac"] = np.where(old["a_mac"] != 0, old["a_mac"], cont["a_mac"])
+        merged["b_mac"] = np.where(old["b_mac"] != 0, old["b_mac"], cont["b_mac"])
+
+        fresh_rows = np.flatnonzero(~continues)
+        fresh = {name: seg[name][fresh_rows] for name in _STATE_SCHEMA if name != "uid"}
+        count = int(fresh_rows.shape[0])
+        fresh["uid"] = np.arange(self.next_uid, self.next_uid + count, dtype=np.int64)
+        self.next_uid += count
+        self.flows_started += count
+
         # Of several segments of one key in this batch only the last stays open.
-        is_last = pl.col("seg_rank") == pl.col("seg_rank").max().over("key")
-        ranked = pl.concat(
-            [merged_cont.with_columns(pl.lit(0, dtype=pl.Int64).alias("seg_rank")), fresh],
-            how="vertical_relaxed",
-        )
-        still_open = ranked.filter(is_last).drop("seg_rank")
-        ended_now = ranked.filter(~is_last).drop("seg_rank")
+        is_last = seg["is_last"]
+        ranked_last = np.concatenate((is_last[cont_rows], is_last[fresh_rows]))
+        ranked = _concat([merged, fresh])
+        still_open = _take(ranked, np.flatnonzero(ranked_last))
+        ended_now = _take(ranked, np.flatnonzero(~ranked_last))
 
-        untouched = self.state.filter(~pl.col("key").is_in(segments["key"].unique().implode()))
-        self.state = pl.concat([untouched, still_open.select(list(_STATE_SCHEMA))], how="vertical_relaxed")
-        ended = pl.concat([ended_state, ended_now.select(list(_STATE_SCHEMA))], how="vertical_relaxed")
-        now = float(segments["last_ts"].max())  # type: ignore[arg-type]
-        ended = pl.concat([ended, self._expire(now, raw=True)], how="vertical_relaxed")
-        return to_conn(fresh.drop("seg_rank")), to_conn(ended)
+        self._state = _concat([_take(state, np.flatnonzero(~touched)), still_open])
+        now = float(seg["last_ts"].max())
+        ended = _concat([ended_state, ended_now, self._expire(now)])
+        return to_conn(fresh), to_conn(ended)
 
     def close_all(self) -> pl.DataFrame:
         """End every open flow (end of capture) and return them."""
-        ended, self.state = self.state, pl.DataFrame(schema=_STATE_SCHEMA)
+        ended, self._state = self._state, _empty_state()
         return to_conn(ended)
 
     def open_flows(self) -> pl.DataFrame:
-        return to_conn(self.state)
+        return to_conn(self._state)
 
     # -- internals ----------------------------------------------------------------------------
-    def _segments(self, packets: pl.DataFrame) -> pl.DataFrame:
-        pk = packets.filter(pl.col("proto").is_in(FLOW_PROTOCOLS) & (pl.col("sport") >= 0))
-        if pk.height == 0:
-            return pl.DataFrame()
-        proto = pk["proto"].to_numpy()
+    def _segments(self, packets: Mapping[str, np.ndarray]) -> Columns | None:
+        """This batch's flow segments, in (key, time) order, with their state columns.
+
+        Besides the state columns: ``seg_rank`` (0 for the first segment of its key in the batch)
+        and ``is_last`` (the last segment of its key in the batch).
+        """
+        proto_all = packets["proto"]
+        sport_all = packets["sport"]
+        selected = np.isin(proto_all, FLOW_PROTOCOLS) & (sport_all >= 0)
+        rows = np.flatnonzero(selected)
+        if rows.shape[0] == 0:
+            return None
+        if rows.shape[0] == proto_all.shape[0]:
+            rows = slice(None)  # type: ignore[assignment]
+        proto = proto_all[rows]
         icmp = (proto == PROTO_ICMP) | (proto == PROTO_ICMPV6)
-        sport = np.where(icmp, 0, pk["sport"].to_numpy())
-        dport = np.where(icmp, 0, pk["dport"].to_numpy())
-        s_hi, s_lo = pk["src_hi"].to_numpy(), pk["src_lo"].to_numpy()
-        d_hi, d_lo = pk["dst_hi"].to_numpy(), pk["dst_lo"].to_numpy()
+        raw_sport = sport_all[rows]
+        sport = np.where(icmp, 0, raw_sport)
+        dport = np.where(icmp, 0, packets["dport"][rows])
+        s_hi, s_lo = packets["src_hi"][rows], packets["src_lo"][rows]
+        d_hi, d_lo = packets["dst_hi"][rows], packets["dst_lo"][rows]
         src_is_a = (s_hi < d_hi) | ((s_hi == d_hi) & ((s_lo < d_lo) | ((s_lo == d_lo) & (sport <= dport))))
         a_hi = np.where(src_is_a, s_hi, d_hi)
         a_lo = np.where(src_is_a, s_lo, d_lo)
@@ -196,105 +268,110 @@ class FlowTable:
         b_lo = np.where(src_is_a, d_lo, s_lo)
         b_port = np.where(src_is_a, dport, sport)
         key = flow_keys(a_hi, a_lo, a_port, b_hi, b_lo, b_port, proto)
-        frame = pl.DataFrame(
-            {
-                "key": key,
-                "ts": pk["ts"],
-                "proto": proto,
-                "a_hi": a_hi,
-                "a_lo": a_lo,
-                "a_port": a_port,
-                "b_hi": b_hi,
-                "b_lo": b_lo,
-                "b_port": b_port,
-                "src_is_a": src_is_a,
-                "ip_len": pk["ip_len"],
-                "pay": pk["payload_wire_len"],
-                "flags": pk["tcp_flags"],
-                "src_mac": pk["src_mac"],
-                "icmp_type": np.where(icmp, pk["sport"].to_numpy(), -1),
-            }
-        ).sort("key", "ts", maintain_order=True)
-        t = self.timeouts
-        gap_limit = (
-            pl.when(pl.col("proto") == PROTO_TCP)
-            .then(pl.lit(t.tcp))
-            .when(pl.col("proto") == PROTO_UDP)
-            .then(pl.lit(t.udp))
-            .otherwise(pl.lit(t.icmp))
-        )
-        new_segment = (pl.col("key") != pl.col("key").shift(1)).fill_null(True) | (
-            (pl.col("ts") - pl.col("ts").shift(1)) > gap_limit
-        ).fill_null(True)
-        frame = frame.with_columns(new_segment.cum_sum().alias("seg"))
-        a = pl.col("src_is_a")
-        b = ~pl.col("src_is_a")
-        segments = frame.group_by("seg", maintain_order=True).agg(
-            pl.col("key").first(),
-            pl.col("proto").first(),
-            pl.col("a_hi").first(),
-            pl.col("a_lo").first(),
-            pl.col("a_port").first(),
-            pl.col("b_hi").first(),
-            pl.col("b_lo").first(),
-            pl.col("b_port").first(),
-            pl.col("src_is_a").first().alias("orig_is_a"),
-            pl.col("ts").first().alias("first_ts"),
-            pl.col("ts").last().alias("last_ts"),
-            a.sum().cast(pl.Int64).alias("a_pkts"),
-            pl.col("ip_len").filter(a).sum().alias("a_ip_bytes"),
-            pl.col("pay").filter(a).sum().alias("a_bytes"),
-            pl.col("flags").filter(a).bitwise_or().fill_null(0).alias("a_flags"),
-            b.sum().cast(pl.Int64).alias("b_pkts"),
-            pl.col("ip_len").filter(b).sum().alias("b_ip_bytes"),
-            pl.col("pay").filter(b).sum().alias("b_bytes"),
-            pl.col("flags").filter(b).bitwise_or().fill_null(0).alias("b_flags"),
-            pl.col("src_mac").filter(a).first().fill_null(0).alias("a_mac"),
-            pl.col("src_mac").filter(b).first().fill_null(0).alias("b_mac"),
-            pl.col("icmp_type").first(),
-        )
-        segments = segments.with_columns(
-            pl.col("seg").rank("ordinal").over("key").cast(pl.Int64).sub(1).alias("seg_rank"),
-            *[pl.col(c).cast(pl.Int64) for c in ("a_ip_bytes", "a_bytes", "b_ip_bytes", "b_bytes")],
-            pl.col("a_mac").cast(pl.UInt64),
-            pl.col("b_mac").cast(pl.UInt64),
-        ).drop("seg")
-        return segments
+        ts = packets["ts"][rows]
+        order = np.lexsort((ts, key))  # by key, then time; stable
+        key = key[order]
+        ts = ts[order]
+        proto = proto[order]
+        a = src_is_a[order]
+        n = int(key.shape[0])
 
-    def _expire(self, now: float | None, raw: bool = False) -> pl.DataFrame:
+        # A new segment where the key changes or the gap within a key exceeds the protocol's timeout.
+        new_key = np.empty(n, dtype=bool)
+        new_key[0] = True
+        np.not_equal(key[1:], key[:-1], out=new_key[1:])
+        new_seg = new_key.copy()
+        new_seg[1:] |= (ts[1:] - ts[:-1]) > _timeouts(proto[1:], self.timeouts)
+        starts = np.flatnonzero(new_seg)
+        last = np.empty_like(starts)
+        last[:-1] = starts[1:] - 1
+        last[-1] = n - 1
+
+        ip_len = packets["ip_len"][rows][order]
+        pay = packets["payload_wire_len"][rows][order]
+        flags = packets["tcp_flags"][rows][order]
+        src_mac = packets["src_mac"][rows][order]
+        zero = np.zeros(n, dtype=np.int64)
+        b = ~a
+        first = order[starts]
+
+        def a_or_b_mac(side: np.ndarray) -> np.ndarray:
+            # The sender MAC of the side's first packet in the segment, 0 when it sent none.
+            where = np.flatnonzero(side)
+            if where.shape[0] == 0:
+                return np.zeros(starts.shape[0], dtype=np.uint64)
+            at = np.searchsorted(where, starts)
+            found = at < where.shape[0]
+            at = np.minimum(at, where.shape[0] - 1)
+            found &= where[at] <= last
+            return np.where(found, src_mac[where[at]], np.uint64(0)).astype(np.uint64)
+
+        seg: Columns = {
+            "key": key[starts],
+            "proto": proto[starts],
+            "a_hi": a_hi[first],
+            "a_lo": a_lo[first],
+            "a_port": a_port[first].astype(np.int64),
+            "b_hi": b_hi[first],
+            "b_lo": b_lo[first],
+            "b_port": b_port[first].astype(np.int64),
+            "orig_is_a": a[starts],
+            "first_ts": ts[starts],
+            "last_ts": ts[last],
+            "a_pkts": np.add.reduceat(a.astype(np.int64), starts),
+            "a_ip_bytes": np.add.reduceat(np.where(a, ip_len, zero), starts),
+            "a_bytes": np.add.reduceat(np.where(a, pay, zero), starts),
+            "a_flags": np.bitwise_or.reduceat(np.where(a, flags, zero), starts),
+            "b_pkts": np.add.reduceat(b.astype(np.int64), starts),
+            "b_ip_bytes": np.add.reduceat(np.where(b, ip_len, zero), starts),
+            "b_bytes": np.add.reduceat(np.where(b, pay, zero), starts),
+            "b_flags": np.bitwise_or.reduceat(np.where(b, flags, zero), starts),
+            "a_mac": a_or_b_mac(a),
+            "b_mac": a_or_b_mac(b),
+            "icmp_type": np.where(icmp, raw_sport, -1)[first].astype(np.int64),
+        }
+        # Rank of each segment among the segments of its key (segments of a key are adjacent).
+        seg_new_key = new_key[starts]
+        key_first = np.flatnonzero(seg_new_key)
+        group = np.cumsum(seg_new_key) - 1
+        seg["seg_rank"] = np.arange(starts.shape[0], dtype=np.int64) - key_first[group]
+        is_last = np.empty(starts.shape[0], dtype=bool)
+        is_last[:-1] = seg_new_key[1:]
+        is_last[-1] = True
+        seg["is_last"] = is_last
+        return seg
+
+    def _expire(self, now: float | None) -> Columns:
         """Close flows idle past their timeout at capture time ``now``, and any over the cap."""
-        ended = pl.DataFrame(schema=_STATE_SCHEMA)
-        if now is not None and self.state.height:
-            idle = now - pl.col("last_ts")
-            expired = (idle > _timeout_expr(self.timeouts)) | (
-                _closed_expr("a_flags", "b_flags", "proto") & (idle > self.timeouts.tcp_closed)
+        state = self._state
+        ended = _empty_state()
+        if now is not None and state["key"].shape[0]:
+            idle = now - state["last_ts"]
+            proto = state["proto"]
+            expired = (idle > _timeouts(proto, self.timeouts)) | (
+                _closed(state["a_flags"], state["b_flags"], proto) & (idle > self.timeouts.tcp_closed)
             )
-            ended = self.state.filter(expired)
-            if ended.height:
-                self.state = self.state.filter(~expired)
-        if self.state.height > self.max_flows:
-            over = self.state.height - self.max_flows
-            self.state = self.state.sort("last_ts")
-            ended = pl.concat([ended, self.state.head(over)])
-            self.state = self.state.slice(over)
+            if expired.any():
+                ended = _take(state, np.flatnonzero(expired))
+                state = self._state = _take(state, np.flatnonzero(~expired))
+        height = int(state["key"].shape[0])
+        if height > self.max_flows:
+            over = height - self.max_flows
+            state = _take(state, np.argsort(state["last_ts"], kind="stable"))
+            ended = _concat([ended, _take(state, np.arange(over))])
+            self._state = _take(state, np.arange(over, height))
             self.flows_evicted += over
-        return ended if raw else to_conn(ended)
+        return ended
 
 
-def _timeout_expr(t: FlowTimeouts) -> pl.Expr:
-    return (
-        pl.when(pl.col("proto") == PROTO_TCP)
-        .then(pl.lit(t.tcp))
-        .when(pl.col("proto") == PROTO_UDP)
-        .then(pl.lit(t.udp))
-        .otherwise(pl.lit(t.icmp))
-    )
+def _timeouts(proto: np.ndarray, t: FlowTimeouts) -> np.ndarray:
+    return np.where(proto == PROTO_TCP, t.tcp, np.where(proto == PROTO_UDP, t.udp, t.icmp))
 
 
-def _closed_expr(a_flags: str, b_flags: str, proto: str) -> pl.Expr:
-    fin_both = ((pl.col(a_flags) & TCP_FIN) > 0) & ((pl.col(b_flags) & TCP_FIN) > 0)
-    reset = ((pl.col(a_flags) | pl.col(b_flags)) & TCP_RST) > 0
-    return (pl.col(proto) == PROTO_TCP) & (fin_both | reset)
+def _closed(a_flags: np.ndarray, b_flags: np.ndarray, proto: np.ndarray) -> np.ndarray:
+    fin_both = ((a_flags & TCP_FIN) > 0) & ((b_flags & TCP_FIN) > 0)
+    reset = ((a_flags | b_flags) & TCP_RST) > 0
+    return (proto == PROTO_TCP) & (fin_both | reset)
 
 
 CONN_SCHEMA: dict[str, type[pl.DataType]] = {
@@ -326,38 +403,47 @@ def _empty_conn() -> pl.DataFrame:
     return pl.DataFrame(schema=CONN_SCHEMA)
 
 
-def to_conn(state: pl.DataFrame) -> pl.DataFrame:
+def _frame(cols: Mapping[str, np.ndarray], schema: dict[str, type[pl.DataType]]) -> pl.DataFrame:
+    return pl.DataFrame({name: pl.Series(name, cols[name], dtype=dtype) for name, dtype in schema.items()})
+
+
+def to_conn(state: pl.DataFrame | Mapping[str, np.ndarray]) -> pl.DataFrame:
     """State rows (canonical a/b endpoints) as conn rows (originator and responder)."""
-    if state.height == 0:
+    if isinstance(state, pl.DataFrame):
+        if state.height == 0:
+            return _empty_conn()
+        state = {name: state[name].to_numpy() for name in _STATE_SCHEMA}
+    if state["key"].shape[0] == 0:
         return _empty_conn()
-    o = pl.col("orig_is_a")
+    o = state["orig_is_a"]
 
-    def pick(a_name: str, b_name: str) -> pl.Expr:
-        return pl.when(o).then(pl.col(a_name)).otherwise(pl.col(b_name))
+    def pick(a_name: str, b_name: str) -> np.ndarray:
+        return np.where(o, state[a_name], state[b_name])
 
-    return state.select(
-        "uid",
-        "proto",
-        "first_ts",
-        "last_ts",
-        pick("a_hi", "b_hi").alias("orig_hi"),
-        pick("a_lo", "b_lo").alias("orig_lo"),
-        pick("a_port", "b_port").alias("orig_p"),
-        pick("b_hi", "a_hi").alias("resp_hi"),
-        pick("b_lo", "a_lo").alias("resp_lo"),
-        pick("b_port", "a_port").alias("resp_p"),
-        pick("a_pkts", "b_pkts").alias("orig_pkts"),
-        pick("a_ip_bytes", "b_ip_bytes").alias("orig_ip_bytes"),
-        pick("a_bytes", "b_bytes").alias("orig_bytes"),
-        pick("a_flags", "b_flags").alias("orig_flags"),
-        pick("b_pkts", "a_pkts").alias("resp_pkts"),
-        pick("b_ip_bytes", "a_ip_bytes").alias("resp_ip_bytes"),
-        pick("b_bytes", "a_bytes").alias("resp_bytes"),
-        pick("b_flags", "a_flags").alias("resp_flags"),
-        pick("a_mac", "b_mac").alias("orig_mac"),
-        pick("b_mac", "a_mac").alias("resp_mac"),
-        "icmp_type",
-    )
+    cols = {
+        "uid": state["uid"],
+        "proto": state["proto"],
+        "first_ts": state["first_ts"],
+        "last_ts": state["last_ts"],
+        "orig_hi": pick("a_hi", "b_hi"),
+        "orig_lo": pick("a_lo", "b_lo"),
+        "orig_p": pick("a_port", "b_port"),
+        "resp_hi": pick("b_hi", "a_hi"),
+        "resp_lo": pick("b_lo", "a_lo"),
+        "resp_p": pick("b_port", "a_port"),
+        "orig_pkts": pick("a_pkts", "b_pkts"),
+        "orig_ip_bytes": pick("a_ip_bytes", "b_ip_bytes"),
+        "orig_bytes": pick("a_bytes", "b_bytes"),
+        "orig_flags": pick("a_flags", "b_flags"),
+        "resp_pkts": pick("b_pkts", "a_pkts"),
+        "resp_ip_bytes": pick("b_ip_bytes", "a_ip_bytes"),
+        "resp_bytes": pick("b_bytes", "a_bytes"),
+        "resp_flags": pick("b_flags", "a_flags"),
+        "orig_mac": pick("a_mac", "b_mac"),
+        "resp_mac": pick("b_mac", "a_mac"),
+        "icmp_type": state["icmp_type"],
+    }
+    return _frame(cols, CONN_SCHEMA)
 
 
 def handshake_completed(conn: pl.DataFrame) -> pl.Series:

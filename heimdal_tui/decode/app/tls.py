@@ -163,6 +163,9 @@ def parse_client_hello(payload: bytes) -> TlsClientHello | None:
         raise MalformedPayload(f"TLS record header truncated: {len(data)} bytes")
     if data[5] != _HANDSHAKE_CLIENT_HELLO:
         return None
+    fast = _whole_hello(data)
+    if fast is not None:
+        return fast
     (record_len,) = _U16.unpack_from(data, 3)
     if record_len == 0 or record_len > MAX_RECORD_LEN:
         raise MalformedPayload(f"TLS record length {record_len} is invalid")
@@ -191,3 +194,61 @@ def parse_client_hello(payload: bytes) -> TlsClientHello | None:
         if hello.sni is None:
             raise
     return hello.result()
+
+
+def _whole_hello(data: bytes) -> TlsClientHello | None:
+    """The common case, read in one pass: a well-formed ClientHello inside the first record.
+
+    None whenever anything is unusual (the hello continues in a later record, is cut short, or any
+    length disagrees): the general parser then reads it and says what is wrong. For every hello this
+    accepts, the result is the general parser's.
+    """
+    n = len(data)
+    record_len = (data[3] << 8) | data[4]
+    hello_end = 9 + int.from_bytes(data[6:9], "big")
+    if record_len == 0 or record_len > MAX_RECORD_LEN or hello_end > 5 + record_len or 5 + record_len > n:
+        return None
+    pos = 9 + 2 + 32  # version, random
+    if pos + 1 > hello_end:
+        return None
+    session_id_len = data[pos]
+    pos += 1 + session_id_len
+    if session_id_len > 32 or pos + 2 > hello_end:
+        return None
+    suites_len = (data[pos] << 8) | data[pos + 1]
+    pos += 2 + suites_len
+    if suites_len % 2 or pos + 1 > hello_end:
+        return None
+    pos += 1 + data[pos]  # compression methods
+    if pos >= hello_end:
+        return None  # no extensions (or cut): rare, left to the general parser
+    if pos + 2 > hello_end:
+        return None
+    ext_end = pos + 2 + ((data[pos] << 8) | data[pos + 1])
+    pos += 2
+    if ext_end > hello_end:
+        return None
+    sni: str | None = None
+    alpn: tuple[str, ...] = ()
+    versions: tuple[int, ...] = ()
+    count = 0
+    try:
+        while pos < ext_end and count < MAX_EXTENSIONS:
+            if pos + 4 > ext_end:
+                return None
+            ext_type = (data[pos] << 8) | data[pos + 1]
+            body = pos + 4
+            pos = body + ((data[pos + 2] << 8) | data[pos + 3])
+            if pos > ext_end:
+                return None
+            if ext_type == _EXT_SERVER_NAME:
+                if sni is None:
+                    sni = _server_name(data[body:pos])
+            elif ext_type == _EXT_ALPN:
+                alpn = _alpn(data[body:pos])
+            elif ext_type == _EXT_SUPPORTED_VERSIONS:
+                versions = _supported_versions(data[body:pos])
+            count += 1
+    except MalformedPayload:
+        return None
+    return TlsClientHello(sni, (data[9] << 8) | data[10], alpn, versions)
