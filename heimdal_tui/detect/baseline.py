@@ -73,16 +73,21 @@ class Baseline:
     volume_in: dict[int, list[float]] = field(default_factory=dict)
     minutes_observed: int = 0
     last_learned: float = 0.0  # capture time of the newest minute learned
+    # (direction, hour) -> volume(): robust statistics are sorts, and detectors ask every minute.
+    _volume_cache: dict[tuple[str, int], tuple[float, float, int]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     # -- learning -----------------------------------------------------------------------------
     def learn(self, table: str, key: str | int, count: int = 1) -> None:
         target: dict[Any, int] = getattr(self, table)
         if key in target:
             target[key] += count
-        elif len(target) < _CAPS[table]:
+        elif len(target) < CAPS[table]:
             target[key] = count
 
     def learn_minute(self, ts: float, hour: int, bytes_out: float, bytes_in: float) -> None:
+        self._volume_cache.clear()
         self.minutes_observed += 1
         self.last_learned = max(self.last_learned, ts)
         self.learn("active_hours", hour)
@@ -95,10 +100,14 @@ class Baseline:
     # -- reading ------------------------------------------------------------------------------
     def volume(self, direction: str, hour: int) -> tuple[float, float, int]:
         """(median, spread, samples) of bytes per active minute in ``hour``, else over all hours."""
-        series = self.volume_out if direction == "out" else self.volume_in
-        samples = series.get(hour) or [v for values in series.values() for v in values]
-        median, spread = robust_stats(samples)
-        return median, spread, len(samples)
+        key = (direction, hour)
+        found = self._volume_cache.get(key)
+        if found is None:
+            series = self.volume_out if direction == "out" else self.volume_in
+            samples = series.get(hour) or [v for values in series.values() for v in values]
+            median, spread = robust_stats(samples)
+            found = self._volume_cache[key] = (median, spread, len(samples))
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,7 +158,7 @@ class Baseline:
         )
 
 
-_CAPS = {
+CAPS = {  # the most entries each table holds
     "destinations": MAX_DESTINATIONS,
     "domains": MAX_DOMAINS,
     "services": MAX_SERVICES,

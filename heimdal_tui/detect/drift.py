@@ -11,33 +11,127 @@ accepting the drift merges them into the baseline.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import defaultdict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import compress
+from typing import Any, NamedTuple
 
-from heimdal_tui.detect.learning import Activity, BaselineBook, Item, Minute, hour_of
+from heimdal_tui.detect.activity import Activity, BatchActivity, Item, Minute, Unlearned, hour_of
+from heimdal_tui.detect.learning import BaselineBook
 
 HISTORY_POINTS = 96
 MAX_PENDING = 256
 WEIGHTS = {"destinations": 0.3, "services": 0.2, "protocols": 0.15, "countries": 0.2, "volume": 0.15}
 
 
-@dataclass(frozen=True, slots=True)
-class DriftPoint:
+class DriftPoint(NamedTuple):
+    """A device's drift at the end of one interval (a tuple: a sensor keeps a hundred per device)."""
+
     ts: float
     score: float
     features: dict[str, float]  # feature -> 0..1
     moved: tuple[str, ...]  # features above 0.5, most moved first
 
 
-@dataclass
-class _Window:
-    destinations: set[str] = field(default_factory=set)
-    services: set[str] = field(default_factory=set)
-    protocols: set[str] = field(default_factory=set)
-    countries: set[str] = field(default_factory=set)
+@dataclass(slots=True)
+class _Volume:
     bytes_out: float = 0.0
     minutes: int = 0
     hour: int = 0
+
+
+@dataclass(slots=True)
+class _Interval:
+    """What every device did in one interval, per table and device, as sets of values: ``known``
+    held by the device's baseline when seen (baselines only grow, so they still do when the
+    interval closes), ``novel`` not held then (checked again at close: the operator may have
+    accepted them meanwhile)."""
+
+    known: dict[str, defaultdict[int, set[str]]] = field(default_factory=dict)
+    novel: dict[str, defaultdict[int, set[str]]] = field(default_factory=dict)
+    volume: dict[int, _Volume] = field(default_factory=dict)
+
+
+_TABLES = ("destinations", "services", "protocols", "countries")
+_NO_VALUES: frozenset[str] = frozenset()
+_new_point = partial(tuple.__new__, DriftPoint)
+
+
+class PendingDrift:
+    """A device's behaviour its baseline lacks, kept (bounded) until the operator accepts it: the
+    novel items of each table, and the unlearned minutes, packed (start, bytes out, bytes in) in
+    one list so that hundreds of minutes per device cost one object. Reads like an
+    :class:`Activity`; the lists are made on first use (most devices only have minutes)."""
+
+    __slots__ = ("_index", "_minutes", "countries", "destinations", "domains", "protocols", "services")
+
+    def __init__(self) -> None:
+        self.destinations: Sequence[Item] = ()
+        self.domains: Sequence[Item] = ()
+        self.services: Sequence[Item] = ()
+        self.protocols: Sequence[Item] = ()
+        self.countries: Sequence[Item] = ()
+        self._minutes: list[float] = []
+        self._index: dict[str, set[str]] | None = None
+
+    @property
+    def minutes(self) -> list[Minute]:
+        packed = self._minutes
+        return [Minute(packed[i], packed[i + 1], packed[i + 2]) for i in range(0, len(packed), 3)]
+
+    @property
+    def minute_count(self) -> int:
+        return len(self._minutes) // 3
+
+    def add_minute(self, start: float, bytes_out: float, bytes_in: float) -> None:
+        if len(self._minutes) < 3 * MAX_PENDING:
+            self._minutes += (start, bytes_out, bytes_in)
+
+    def wants(self, table: str, value: str) -> bool:
+        """Whether ``value`` would be kept in ``table`` (not full, not pending already)."""
+        bucket = getattr(self, table)
+        if len(bucket) >= MAX_PENDING:
+            return False
+        index = self._index.get(table) if self._index is not None else None
+        return index is None or len(index) != len(bucket) or value not in index
+
+    def add_item(self, table: str, item: Item) -> None:
+        """Keep ``item`` unless its value is pending in ``table`` already or the table is full."""
+        bucket = getattr(self, table)
+        if len(bucket) >= MAX_PENDING:
+            return
+        if not isinstance(bucket, list):
+            bucket = list(bucket)
+            setattr(self, table, bucket)
+        if self._index is None:
+            self._index = {}
+        index = self._index.get(table)
+        if index is None or len(index) != len(bucket):  # the list was edited outside: re-index
+            index = self._index[table] = {p.value for p in bucket}
+        if item.value not in index:
+            index.add(item.value)
+            bucket.append(item)
+
+    def as_activity(self) -> Activity:
+        return Activity(
+            destinations=list(self.destinations),
+            services=list(self.services),
+            protocols=list(self.protocols),
+            countries=list(self.countries),
+            minutes=self.minutes,
+        )
+
+
+def _moved(features: Mapping[str, float]) -> tuple[str, ...]:
+    """The features at 0.5 or more, most moved first."""
+    return tuple(sorted((k for k, v in features.items() if v >= 0.5), key=lambda k: -features[k]))
+
+
+def _point(row: Mapping[str, Any]) -> DriftPoint:
+    features = {str(k): float(v) for k, v in dict(row.get("features") or {}).items()}
+    return DriftPoint(float(row["ts"]), float(row["score"]), features, _moved(features))
 
 
 class DriftTracker:
@@ -45,75 +139,177 @@ class DriftTracker:
         self.book = book
         self.interval = interval
         self.history: dict[int, deque[DriftPoint]] = {}
-        self.pending: dict[int, Activity] = {}
-        self._windows: dict[tuple[int, int], _Window] = {}  # (device, interval index)
+        self.pending: dict[int, PendingDrift] = {}
+        self._intervals: dict[int, _Interval] = {}  # interval index -> what was seen in it
 
-    def observe(self, activity: dict[int, Activity], now: float) -> list[tuple[int, DriftPoint]]:
-        """Fold one batch's activity in; returns the points of the intervals that ``now`` closed.
+    def observe(
+        self, activity: Mapping[int, Activity], now: float, unlearned: dict[str, Unlearned] | None = None
+    ) -> list[tuple[int, DriftPoint]]:
+        """Fold one batch in; returns the points of the intervals that ``now`` closed.
 
-        Items go to the interval of their own capture time, so a batch holding a whole capture gives
-        the same points as one batch per packet.
+        ``activity`` is the book's BatchActivity (its unlearned rows and minutes are read as
+        columns), or any mapping of device to Activity, whose unlearned items are then taken one by
+        one (``unlearned`` overrides). Items go to the interval of their own capture time, so a
+        batch holding a whole capture gives the same points as one batch per packet.
         """
+        if unlearned is None:
+            unlearned = (
+                activity.unlearned if isinstance(activity, BatchActivity) else self._unlearned_of(activity)
+            )
+        for table in _TABLES:
+            rows = unlearned.get(table)
+            if rows is not None and rows.devices:
+                self._add_rows(table, rows)
+        if isinstance(activity, BatchActivity):
+            minutes = activity.minutes
+            if len(minutes):
+                mask = minutes.unlearned()
+                self._add_minutes(
+                    minutes.devices[mask].tolist(),
+                    minutes.starts[mask].tolist(),
+                    minutes.bytes_out[mask].tolist(),
+                    minutes.bytes_in[mask].tolist(),
+                )
+        else:
+            rows_of = [(d, m) for d, act in activity.items() for m in act.minutes if not m.learned]
+            self._add_minutes(
+                [d for d, _ in rows_of],
+                [m.start for _, m in rows_of],
+                [m.bytes_out for _, m in rows_of],
+                [m.bytes_in for _, m in rows_of],
+            )
+        return self._close(int(now // self.interval))
+
+    def _add_minutes(
+        self, devices: list[int], starts: list[float], out_bytes: list[float], in_bytes: list[float]
+    ) -> None:
         interval = self.interval
+        pending_of = self.pending
+        for device, start, out, inb in zip(devices, starts, out_bytes, in_bytes, strict=True):
+            volumes = self._interval(int(start // interval)).volume
+            volume = volumes.get(device)
+            if volume is None:
+                volume = volumes[device] = _Volume()
+            volume.bytes_out += out
+            volume.minutes += 1
+            volume.hour = hour_of(start)
+            pending = pending_of.get(device)
+            if pending is None:
+                pending = pending_of[device] = PendingDrift()
+            pending.add_minute(start, out, inb)
+
+    def _interval(self, slot: int) -> _Interval:
+        found = self._intervals.get(slot)
+        if found is None:
+            found = self._intervals[slot] = _Interval()
+        return found
+
+    def _add_rows(self, table: str, rows: Unlearned) -> None:
+        interval = self.interval
+        first, last = int(min(rows.ts) // interval), int(max(rows.ts) // interval)
+        if first == last:
+            parts = [(first, rows.devices, rows.values, rows.novel)]
+        else:  # the batch spans intervals: split it
+            slots = [int(ts // interval) for ts in rows.ts]
+            parts = []
+            for slot in sorted(set(slots)):
+                mine = [s == slot for s in slots]
+                parts.append(
+                    (
+                        slot,
+                        list(compress(rows.devices, mine)),
+                        list(compress(rows.values, mine)),
+                        list(compress(rows.novel, mine)),
+                    )
+                )
+        for slot, devices, values, novel in parts:
+            seen = self._interval(slot)
+            known = seen.known.get(table)
+            if known is None:
+                known = seen.known[table] = defaultdict(set)
+            if True not in novel:
+                for device, value in zip(devices, values, strict=True):
+                    known[device].add(value)
+                continue
+            fresh = seen.novel.get(table)
+            if fresh is None:
+                fresh = seen.novel[table] = defaultdict(set)
+            for device, value, flag in zip(devices, values, novel, strict=True):
+                (fresh if flag else known)[device].add(value)
+        if True in rows.novel:
+            pending_of = self.pending
+            for i in compress(range(len(rows.novel)), rows.novel):
+                device = rows.devices[i]
+                pending = pending_of.get(device)
+                if pending is None:
+                    pending = pending_of[device] = PendingDrift()
+                if pending.wants(table, rows.values[i]):
+                    pending.add_item(table, Item(rows.values[i], rows.ts[i], rows.peers[i]))
+
+    def _unlearned_of(self, activity: Mapping[int, Activity]) -> dict[str, Unlearned]:
+        out = {table: Unlearned() for table in _TABLES}
+        baselines = self.book.baselines
         for device, act in activity.items():
-            pending = self.pending.setdefault(device, Activity())
-            base = self.book.baselines.get(device)
-            for table in ("destinations", "services", "protocols", "countries"):
+            base = baselines.get(device)
+            for table in _TABLES:
+                rows = out[table]
+                known = getattr(base, table) if base is not None else None
                 for item in getattr(act, table):
                     if item.learned:
                         continue
-                    window = self._window(device, item.ts)
-                    getattr(window, table).add(item.value)
-                    if base is not None and item.value not in getattr(base, table):
-                        bucket: list[Item] = getattr(pending, table)
-                        if len(bucket) < MAX_PENDING and all(p.value != item.value for p in bucket):
-                            bucket.append(item)
-            for minute in act.minutes:
-                if minute.learned:
-                    continue
-                window = self._window(device, minute.start)
-                window.bytes_out += minute.bytes_out
-                window.minutes += 1
-                window.hour = hour_of(minute.start)
-                if len(pending.minutes) < MAX_PENDING:
-                    pending.minutes.append(Minute(minute.start, minute.bytes_out, minute.bytes_in))
-        return self._close(int(now // interval))
+                    rows.devices.append(device)
+                    rows.values.append(item.value)
+                    rows.ts.append(item.ts)
+                    rows.peers.append(item.peer)
+                    rows.novel.append(known is not None and item.value not in known)
+        return out
 
     def flush(self) -> list[tuple[int, DriftPoint]]:
         """End of input: score every interval still open."""
         return self._close(None)
 
-    def _window(self, device: int, ts: float) -> _Window:
-        return self._windows.setdefault((device, int(ts // self.interval)), _Window())
-
     def _close(self, before_slot: int | None) -> list[tuple[int, DriftPoint]]:
-        closing = sorted(
-            (key for key in self._windows if before_slot is None or key[1] < before_slot),
-            key=lambda key: (key[1], key[0]),
-        )
         points = []
-        for device, slot in closing:
-            window = self._windows.pop((device, slot))
-            point = self._score(device, window, (slot + 1) * self.interval)
-            if point is not None:
-                self.history.setdefault(device, deque(maxlen=HISTORY_POINTS)).append(point)
-                points.append((device, point))
+        for slot in sorted(s for s in self._intervals if before_slot is None or s < before_slot):
+            seen = self._intervals.pop(slot)
+            devices: set[int] = set(seen.volume)
+            for per_device in (*seen.known.values(), *seen.novel.values()):
+                devices.update(per_device)
+            now = (slot + 1) * self.interval
+            for device in sorted(devices):
+                point = self._score(device, seen, now)
+                if point is not None:
+                    history = self.history.get(device)
+                    if history is None:
+                        history = self.history[device] = deque(maxlen=HISTORY_POINTS)
+                    history.append(point)
+                    points.append((device, point))
         return points
 
-    def _score(self, device: int, window: _Window, now: float) -> DriftPoint | None:
+    def _score(self, device: int, seen: _Interval, now: float) -> DriftPoint | None:
         base = self.book.baselines.get(device)
         if base is None or not self.book.mature(device):
             return None
         features: dict[str, float] = {}
-        for table in ("destinations", "services", "protocols", "countries"):
-            seen: set[str] = getattr(window, table)
-            if seen:
-                known = getattr(base, table)
-                features[table] = sum(1 for v in seen if v not in known) / len(seen)
-        if window.minutes:
-            median, _spread, samples = base.volume("out", window.hour)
+        for table in _TABLES:
+            known = seen.known.get(table)
+            held = known.get(device, _NO_VALUES) if known is not None else _NO_VALUES
+            fresh = seen.novel.get(table)
+            novel = fresh.get(device) if fresh is not None else None
+            if novel:
+                # Seen: every value once; novel: those the baseline still does not hold.
+                extra = [value for value in novel if value not in held]
+                baseline_values = getattr(base, table)
+                missing = sum(1 for value in extra if value not in baseline_values)
+                total = len(held) + len(extra)
+                features[table] = missing / total
+            elif held:
+                features[table] = 0 / len(held)
+        volume = seen.volume.get(device)
+        if volume is not None and volume.minutes:
+            median, _spread, samples = base.volume("out", volume.hour)
             if samples:
-                per_minute = window.bytes_out / window.minutes
+                per_minute = volume.bytes_out / volume.minutes
                 ratio = (per_minute + 1.0) / (median + 1.0)
                 # 0 at the median, 0.5 at 4x, 1 at 16x (symmetrically for a drop).
                 features["volume"] = min(abs(math.log2(ratio)) / 4.0, 1.0)
@@ -121,14 +317,24 @@ class DriftTracker:
             return None
         total_weight = sum(WEIGHTS[k] for k in features)
         score = sum(WEIGHTS[k] * v for k, v in features.items()) / total_weight
-        moved = tuple(sorted((k for k, v in features.items() if v >= 0.5), key=lambda k: -features[k]))
-        return DriftPoint(now, round(score, 3), {k: round(v, 3) for k, v in features.items()}, moved)
+        return _new_point(
+            (now, round(score, 3), {k: round(v, 3) for k, v in features.items()}, _moved(features))
+        )
+
+    def restore(self, histories: Mapping[int, Sequence[Mapping[str, Any]]]) -> None:
+        """Put stored points (Store.drift_histories: ts, score, features; oldest first) before each
+        device's history; which features moved is derived from the features again."""
+        for device, stored in histories.items():
+            points = [_point(row) for row in stored]
+            points += self.history.get(device, ())
+            self.history[device] = deque(points[-HISTORY_POINTS:], maxlen=HISTORY_POINTS)
 
     def accept(self, device: int) -> Activity:
         """Merge the device's pending novel behaviour into its baseline; returns what was merged."""
-        pending = self.pending.pop(device, Activity())
-        self.book.learn_items(device, pending)
-        return pending
+        pending = self.pending.pop(device, None)
+        merged = pending.as_activity() if pending is not None else Activity()
+        self.book.learn_items(device, merged)
+        return merged
 
     def latest(self, device: int) -> DriftPoint | None:
         points = self.history.get(device)

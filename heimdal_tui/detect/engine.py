@@ -19,7 +19,7 @@ from heimdal_tui.detect import feedback
 from heimdal_tui.detect.alerts import Alert, AlertBook, AlertChange, AlertState, Suppression
 from heimdal_tui.detect.baseline import GoldenProfile
 from heimdal_tui.detect.context import BatchContext
-from heimdal_tui.detect.drift import DriftPoint, DriftTracker
+from heimdal_tui.detect.drift import HISTORY_POINTS, DriftPoint, DriftTracker
 from heimdal_tui.detect.geo import CountryLookup
 from heimdal_tui.detect.harness import context_for, pipeline_empty_packets
 from heimdal_tui.detect.intel import ThreatIntel
@@ -58,6 +58,10 @@ class AuditEntry:
 
 @dataclass
 class DetectionStats:
+    """``busy_seconds``: time spent in detection (building each batch's context, the baseline
+    book, drift, every detector and the alert book), as Pipeline.stats.busy_seconds is for the
+    packet pipeline."""
+
     findings: int = 0
     busy_seconds: float = 0.0
     detector_errors: dict[str, int] = field(default_factory=dict)
@@ -94,7 +98,10 @@ class DetectionEngine:
         return self.process(self.pipeline.feed(batch))
 
     def process(self, result: BatchResult) -> list[AlertChange]:
-        return self.process_context(context_for(self.pipeline, result))
+        started = time.perf_counter()
+        ctx = context_for(self.pipeline, result)
+        self.stats.busy_seconds += time.perf_counter() - started
+        return self.process_context(ctx)
 
     def process_context(self, ctx: BatchContext) -> list[AlertChange]:
         started = time.perf_counter()
@@ -133,7 +140,7 @@ class DetectionEngine:
         changes = self.process_context(ctx)
         # Minutes still open at the end are complete now.
         self.book.activity = self.book.flush_minutes()
-        self.drift.observe(self.book.activity, ctx.now)
+        self._publish_drift(self.drift.observe(self.book.activity, ctx.now))
         self._publish_drift(self.drift.flush())
         findings: list[Finding] = []
         for kind in ("volume_spike", "timing_anomaly"):
@@ -141,6 +148,10 @@ class DetectionEngine:
         return changes + self._fold(findings, ctx)
 
     def _publish_drift(self, points: list[tuple[int, DriftPoint]]) -> None:
+        if not points:
+            return
+        if self.store is not None:
+            self.store.add_drifts((device, p.ts, p.score, p.features) for device, p in points)
         for device, point in points:
             for subscriber in self.drift_subscribers:
                 subscriber(device, point)
@@ -168,8 +179,10 @@ class DetectionEngine:
 
     # -- store ---------------------------------------------------------------------------------
     def attach_store(self, store: Store) -> None:
-        """Persist alerts, triage and baselines in ``store``; restore its suppressions and allowlist."""
+        """Persist alerts, triage, baselines and drift in ``store``; restore its suppressions, its
+        allowlist and each device's drift history."""
         self.store = store
+        self.drift.restore(store.drift_histories(HISTORY_POINTS))
         for rule in store.suppressions():
             self.alerts.suppress(
                 Suppression(

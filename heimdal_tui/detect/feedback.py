@@ -39,8 +39,10 @@ def learn_from_false_positive(engine: DetectionEngine, alert: Alert) -> dict[str
         items.services = [Item(f"{v}{suffix}", ts) for v in ev.get("new_services", [])]
     elif alert.kind == "protocol_anomaly":
         service = str(ev.get("service", ""))
-        target = items.protocols if service.startswith("ip-") else items.services
-        target.append(Item(service, ts))
+        if service.startswith("ip-"):
+            items.protocols = [Item(service, ts)]
+        else:
+            items.services = [Item(service, ts)]
     elif alert.kind == "geo_violation":
         items.countries = [Item(str(ev.get("country")), ts)]
     elif alert.kind == "volume_spike":

@@ -29,10 +29,63 @@ def device_ref(pipeline: Pipeline, key: int) -> DeviceRef:
     return DeviceRef(key=key, mac=mac, ip=ip, name=name, type=kind)
 
 
+class BatchDeviceRefs:
+    """``device_ref`` for one batch, memoized: the pipeline does not change while detectors look at
+    a batch, and the findings of a batch name the same few devices again and again.
+
+    On the first lookup the addresses of every device are ranked in one pass (the same order as
+    DeviceTable.first_ip: IPv4 first, then the most recently used): one table filter per device
+    costs as much as ranking them all.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.refs: dict[int, DeviceRef] = {}
+        self.first_ips: dict[int, tuple[int, int]] | None = None
+
+    def __call__(self, key: int) -> DeviceRef:
+        ref = self.refs.get(key)
+        if ref is None:
+            ref = self.refs[key] = self._build(key)
+        return ref
+
+    def _first_ip(self, key: int) -> str | None:
+        if self.first_ips is None:
+            self.first_ips = first_ips(self.pipeline.devices.ips)
+        pair = self.first_ips.get(key)
+        return None if pair is None else address_text(*pair)
+
+    def _build(self, key: int) -> DeviceRef:
+        pipeline = self.pipeline
+        ident = pipeline.directory.identities.get(key)
+        mac = mac_text(key) if key < MAC_KEY_LIMIT else None
+        ip = self._first_ip(key)
+        name = ident.hostname if ident else None
+        kind = ident.guess().type if ident else "unknown"
+        if ip is None and key >= MAC_KEY_LIMIT and key >> 60 == 1:
+            ip = address_text(0, 0xFFFF00000000 | (key & 0xFFFFFFFF))
+        return DeviceRef(key=key, mac=mac, ip=ip, name=name, type=kind)
+
+
+def first_ips(ips: pl.DataFrame) -> dict[int, tuple[int, int]]:
+    """Device -> (hi, lo) of its most recently used address, IPv4 preferred (DeviceTable.first_ip
+    for every device at once)."""
+    if ips.height == 0:
+        return {}
+    ranked = (
+        ips.with_columns((pl.col("ip_hi") == 0).alias("v4"))
+        .sort(["device", "v4", "last_seen"], descending=[False, True, True], maintain_order=True)
+        .unique("device", keep="first", maintain_order=True)
+    )
+    pairs = zip(ranked["ip_hi"].to_list(), ranked["ip_lo"].to_list(), strict=True)
+    return dict(zip(ranked["device"].to_list(), pairs, strict=True))
+
+
 def context_for(pipeline: Pipeline, result: BatchResult) -> BatchContext:
     directory = pipeline.directory
     packets = result.packets
     now = float(packets["ts"].max()) if packets.height else (pipeline.stats.last_ts or 0.0)  # type: ignore[arg-type]
+    peer_names = directory.peer_names
     return BatchContext(
         now=now,
         packets=packets,
@@ -42,8 +95,8 @@ def context_for(pipeline: Pipeline, result: BatchResult) -> BatchContext:
         app_devices=[directory.sender(ev) for ev in result.app_events],
         new_devices=result.new_devices,
         locality=pipeline.locality,
-        device_ref=lambda key: device_ref(pipeline, key),
-        peer_name=lambda hi, lo: directory.peer_names.get((hi, lo)),
+        device_ref=BatchDeviceRefs(pipeline),
+        peer_name=lambda hi, lo: peer_names.get((hi, lo)),
         first_ts=pipeline.stats.first_ts or now,
     )
 

@@ -1,77 +1,51 @@
-"""What each device did in a batch, in baseline terms, and the book of baselines that learns it.
+"""The book of per-device baselines: it learns each batch's behaviour while a device is still
+learning, and hands the batch to the detectors as a :class:`BatchActivity`.
 
-For every batch the BaselineBook extracts, per device, the behaviour items a baseline knows about
-(destinations, domains, services, protocols, countries, completed minutes of traffic), learns them
-while the device is still learning, and hands the same items to the behaviour detectors, which
-compare them with mature baselines.
+Per batch: the :class:`Extractor` turns the batch into rows per table (a few vectorized passes);
+baselines are created for newcomers; the rows seen before their device's maturity are learned
+(tight loops over columns, skipped once every device of the batch is mature); each unlearned row is
+checked against its device's baseline once. What a detector can act on is kept: the rows a baseline
+does not hold (new destinations, services, protocols), the names behind new destinations, the first
+row of each country, the completed minutes; every unlearned row goes to drift.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from itertools import chain, compress
 
 import numpy as np
-import polars as pl
 
-from heimdal_tui.decode.app.dns import DnsMessage
-from heimdal_tui.detect.baseline import MINUTE, Baseline, GoldenProfile, maturity, registered_domain
+from heimdal_tui.detect.activity import (
+    DRIFT_TABLES,
+    NOVEL_TABLES,
+    TABLES,
+    Activity,
+    BatchActivity,
+    Item,
+    Minute,
+    MinuteRows,
+    Rows,
+    Unlearned,
+    hour_of,
+)
+from heimdal_tui.detect.baseline import CAPS, MINUTE, Baseline, GoldenProfile, maturity
 from heimdal_tui.detect.context import BatchContext
+from heimdal_tui.detect.extract import Extractor
 from heimdal_tui.detect.geo import CountryLookup
-from heimdal_tui.devices.locality import address_text
-from heimdal_tui.devices.table import protocol_label
-from heimdal_tui.flows.table import PROTO_NAMES
+
+__all__ = [
+    "Activity",
+    "BaselineBook",
+    "BatchActivity",
+    "Item",
+    "LearningSettings",
+    "Minute",
+    "hour_of",
+]
 
 MAX_BASELINES = 4096
-_DNS_PORTS = (53, 5355)
-
-
-def answered() -> pl.Expr:
-    """Flows whose responder answered: a TCP SYN-ACK, or any UDP reply."""
-    syn_ack = 0x12
-    return ((pl.col("proto") == 6) & ((pl.col("resp_flags") & syn_ack) == syn_ack)) | (
-        (pl.col("proto") == 17) & (pl.col("resp_pkts") > 0)
-    )
-
-
-def hour_of(ts: float) -> int:
-    return datetime.fromtimestamp(ts, UTC).hour
-
-
-@dataclass(slots=True)
-class Item:
-    """One behaviour item seen in this batch: ``value`` at capture time ``ts`` (``peer`` for context).
-
-    ``learned`` is set when the item fell inside the device's learning period (the baseline took
-    it); detectors comparing with the baseline skip those.
-    """
-
-    value: str
-    ts: float
-    peer: str | None = None
-    learned: bool = False
-
-
-@dataclass(slots=True)
-class Minute:
-    start: float
-    bytes_out: float
-    bytes_in: float
-    learned: bool = False
-
-
-@dataclass(slots=True)
-class Activity:
-    """One device's behaviour items in one batch (each item once, at its first time)."""
-
-    destinations: list[Item] = field(default_factory=list)
-    domains: list[Item] = field(default_factory=list)
-    services: list[Item] = field(default_factory=list)
-    protocols: list[Item] = field(default_factory=list)
-    countries: list[Item] = field(default_factory=list)
-    minutes: list[Minute] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +67,8 @@ class BaselineBook:
         self.baselines: dict[int, Baseline] = {}
         self.sensor_start: float | None = None
         self.now = 0.0
-        self.activity: dict[int, Activity] = {}
-        self._minutes: dict[tuple[int, int], list[float]] = {}  # (device, minute) -> [out, in]
+        self.activity = BatchActivity()
+        self.extract = Extractor(self.countries)
         self.loaded = False  # baselines came from a file/store: treat them as mature
         self.loaded_devices: set[int] = set()
         self.busy_seconds = 0.0
@@ -134,40 +108,153 @@ class BaselineBook:
             self.baselines[device] = base
         return base
 
+    def address_pair(self, text: str) -> tuple[int, int] | None:
+        """The (hi, lo) pair of an address this book wrote as text recently, else None."""
+        return self.extract.address_pair(text)
+
+    def domain_of(self, name: str) -> str:
+        """baseline.registered_domain, remembered."""
+        return self.extract.domain_of(name)
+
     # -- per batch ----------------------------------------------------------------------------
-    def observe(self, ctx: BatchContext) -> dict[int, Activity]:
+    def observe(self, ctx: BatchContext) -> BatchActivity:
         """Extract per-device activity from ``ctx``, learn it where still learning, return it."""
         started = time.perf_counter()
         if ctx.packets.height:
             first = float(ctx.packets["ts"].min())  # type: ignore[arg-type]
             self.sensor_start = first if self.sensor_start is None else min(self.sensor_start, first)
         self.now = max(self.now, ctx.now)
-        activity: dict[int, Activity] = {}
-
-        def act(device: int) -> Activity:
-            found = activity.get(device)
-            if found is None:
-                found = activity[device] = Activity()
-            return found
-
-        self._flows(ctx, act)
-        self._protocols(ctx, act)
-        self._dns(ctx, act)
-        self._volume(ctx, act)
-        for device in ctx.new_devices:
-            act(device)
-        for device, items in activity.items():
-            ts = min((i.ts for i in items.destinations + items.services + items.protocols), default=self.now)
-            base = self.baseline(
-                device, ts, ctx.device_ref(device).type if not self.baselines.get(device) else ""
-            )
-            base.last_seen = max(base.last_seen, self.now)
-            # Learn what happened before this device's maturity, item by item: a batch may span
-            # the end of the learning period.
-            self._learn(base, items, self.mature_at(device))
+        rows, order = self.extract.rows(ctx)
+        minutes = self.extract.minutes_before(int(self.now // MINUTE))
+        # Device order: as the items were met (it decides which baseline is created first).
+        devices = list(dict.fromkeys(chain(*order, minutes.devices.tolist(), ctx.new_devices)))
+        bases = self._baselines_for(ctx, devices, rows)
+        until = self._until(bases)
+        # Nothing is learned once every device of the batch is mature (the usual case).
+        latest = max(until.values(), default=float("-inf"))
+        for table in TABLES:
+            table_rows = rows[table]
+            if table_rows.ts and latest > min(table_rows.ts):
+                table_rows.learned = self._learn_rows(table, table_rows, bases, until)
+        novel: dict[str, Rows] = {}
+        unlearned: dict[str, Unlearned] = {}
+        for table in DRIFT_TABLES:
+            novel_rows, unlearned[table] = self._check(table, rows[table], bases)
+            if table in NOVEL_TABLES:
+                novel[table] = novel_rows
+        self._learn_minutes(minutes, bases, until, latest)
+        activity = BatchActivity(
+            devices,
+            novel,
+            _names_behind(rows["domains"], novel["destinations"]),
+            _first_countries(rows["countries"]),
+            minutes,
+            unlearned,
+        )
         self.activity = activity
         self.busy_seconds += time.perf_counter() - started
         return activity
+
+    @staticmethod
+    def _check(table: str, rows: Rows, bases: dict[int, Baseline]) -> tuple[Rows, Unlearned]:
+        """The rows not learned: those the device's baseline does not hold (novel), and all of them
+        with that flag for drift."""
+        unlearned = rows.take([not flag for flag in rows.learned]) if rows.learned is not None else rows
+        devices, values = unlearned.devices, unlearned.values
+        held = {device: getattr(bases[device], table) for device in dict.fromkeys(devices)}
+        flags = [value not in held[device] for device, value in zip(devices, values, strict=True)]
+        novel = unlearned.take(flags) if True in flags else Rows()
+        return novel, Unlearned(devices, values, unlearned.ts, unlearned.peers, flags)
+
+    def _learn_minutes(
+        self, minutes: MinuteRows, bases: dict[int, Baseline], until: dict[int, float], latest: float
+    ) -> None:
+        """Learn the completed minutes before their device's maturity (and mark them)."""
+        if not len(minutes) or latest <= float(minutes.starts.min()):
+            return
+        devices, starts = minutes.devices.tolist(), minutes.starts.tolist()
+        flags = [start < until[device] for device, start in zip(devices, starts, strict=True)]
+        if True not in flags:
+            return
+        out_bytes, in_bytes = minutes.bytes_out.tolist(), minutes.bytes_in.tolist()
+        for i in compress(range(len(flags)), flags):
+            bases[devices[i]].learn_minute(starts[i], hour_of(starts[i]), out_bytes[i], in_bytes[i])
+        minutes.learned = np.array(flags, dtype=bool)
+
+    def _baselines_for(
+        self, ctx: BatchContext, devices: list[int], rows: dict[str, Rows]
+    ) -> dict[int, Baseline]:
+        """Each device's baseline, created for newcomers (first seen at their first destination,
+        service or protocol of the batch)."""
+        baselines = self.baselines
+        now = self.now
+        bases: dict[int, Baseline] = {}
+        newcomers: list[int] = []
+        for device in devices:
+            base = baselines.get(device)
+            if base is None:
+                newcomers.append(device)
+                continue
+            if base.last_seen < now:
+                base.last_seen = now
+            bases[device] = base
+        if newcomers:
+            first: dict[int, float] = dict.fromkeys(newcomers, now)
+            for table in ("destinations", "services", "protocols"):
+                table_rows = rows[table]
+                for device, ts in zip(table_rows.devices, table_rows.ts, strict=True):
+                    if device in first and ts < first[device]:
+                        first[device] = ts
+            for device in newcomers:
+                # The device's type only matters for picking a golden profile.
+                kind = ctx.device_ref(device).type if self.profiles else "unknown"
+                base = bases[device] = self.baseline(device, first[device], kind)
+                if base.last_seen < now:
+                    base.last_seen = now
+        return bases
+
+    def _until(self, bases: dict[int, Baseline]) -> dict[int, float]:
+        """:meth:`mature_at` of every device in ``bases`` (-inf when its learning is frozen)."""
+        never = float("-inf")
+        if self.sensor_start is None:
+            return {device: never if base.frozen else float("inf") for device, base in bases.items()}
+        period = self.settings.learning_period * self.settings.min_maturity
+        if self.loaded:
+            loaded = self.loaded_devices
+            return {
+                device: never if base.frozen or device in loaded else base.first_seen + period
+                for device, base in bases.items()
+            }
+        learning_end = self.sensor_start + self.settings.learning_period
+        common = self.sensor_start + period
+        return {
+            device: never
+            if base.frozen
+            else common
+            if base.first_seen <= learning_end or base.profile is not None
+            else base.first_seen + period
+            for device, base in bases.items()
+        }
+
+    def _learn_rows(
+        self, table: str, rows: Rows, bases: dict[int, Baseline], until: dict[int, float]
+    ) -> list[bool]:
+        """Learn the rows seen before their device's maturity; which rows were learned."""
+        flags = [ts < until[device] for device, ts in zip(rows.devices, rows.ts, strict=True)]
+        if True in flags:
+            cap = CAPS[table]
+            targets: dict[int, dict[str, int]] = {}
+            for device, value, flag in zip(rows.devices, rows.values, flags, strict=True):
+                if not flag:
+                    continue
+                target = targets.get(device)
+                if target is None:
+                    target = targets[device] = getattr(bases[device], table)
+                if value in target:
+                    target[value] += 1
+                elif len(target) < cap:
+                    target[value] = 1
+        return flags
 
     def mature_at(self, device: int) -> float:
         """Capture time at which the device's baseline is (or will be) mature."""
@@ -183,17 +270,21 @@ class BaselineBook:
         return base.first_seen + period
 
     def _learn(self, base: Baseline, items: Activity, until: float = float("inf")) -> None:
-        if base.frozen:
-            until = float("-inf")
-        for table in ("destinations", "domains", "services", "protocols", "countries"):
-            for item in getattr(items, table):
+        if base.frozen or until == float("-inf"):
+            return
+        for table, values in (
+            ("destinations", items.destinations),
+            ("domains", items.domains),
+            ("services", items.services),
+            ("protocols", items.protocols),
+            ("countries", items.countries),
+        ):
+            for item in values:
                 if item.ts < until:
                     base.learn(table, item.value)
-                    item.learned = True
         for minute in items.minutes:
             if minute.start < until:
                 base.learn_minute(minute.start, hour_of(minute.start), minute.bytes_out, minute.bytes_in)
-                minute.learned = True
 
     def learn_items(self, device: int, items: Activity) -> None:
         """Accept ``items`` into the device's baseline (operator accepted the drift / a false positive)."""
@@ -203,101 +294,10 @@ class BaselineBook:
             self._learn(base, items)
             base.frozen = frozen
 
-    def _flows(self, ctx: BatchContext, act: Callable[[int], Activity]) -> None:
-        # New flows give destinations at once; services count once answered, which may be seen only
-        # when the flow ends (a scan probe answered by a reset is not a service).
-        flows = pl.concat([ctx.new_flows, ctx.ended_flows], how="vertical_relaxed")
-        if flows.height == 0:
-            return
-        loc = ctx.locality
-        flows = flows.sort("first_ts").with_columns(answered().alias("answered"))
-        orig = flows.filter(pl.col("orig_dev") != 0)
-        for device, proto, port, ts, hi, lo in (
-            orig.filter(pl.col("answered") & pl.col("proto").is_in([6, 17]))
-            .unique(["orig_dev", "proto", "resp_p"], keep="first", maintain_order=True)
-            .select("orig_dev", "proto", "resp_p", "first_ts", "resp_hi", "resp_lo")
-            .iter_rows()
-        ):
-            act(int(device)).services.append(Item(f"{PROTO_NAMES[proto]}/{port}", ts, address_text(hi, lo)))
-        remote = orig.filter(pl.col("resp_dev") == 0).unique(
-            ["orig_dev", "resp_hi", "resp_lo"], keep="first", maintain_order=True
-        )
-        for device, hi, lo, ts in remote.select("orig_dev", "resp_hi", "resp_lo", "first_ts").iter_rows():
-            if not bool(loc.unicast(np.array([hi], dtype=np.uint64), np.array([lo], dtype=np.uint64))[0]):
-                continue
-            a = act(int(device))
-            peer = address_text(hi, lo)
-            a.destinations.append(Item(peer, ts, peer))
-            name = ctx.peer_name(hi, lo)
-            if name:
-                a.domains.append(Item(registered_domain(name), ts, peer))
-            country = self.countries.country(int(hi), int(lo))
-            if country:
-                a.countries.append(Item(country, ts, peer))
-        served = flows.filter((pl.col("resp_dev") != 0) & answered())
-        for device, proto, port, ts, ohi, olo in (
-            served.unique(["resp_dev", "proto", "resp_p"], keep="first", maintain_order=True)
-            .select("resp_dev", "proto", "resp_p", "first_ts", "orig_hi", "orig_lo")
-            .iter_rows()
-        ):
-            act(int(device)).services.append(
-                Item(f"{PROTO_NAMES[proto]}/{port} (served)", ts, address_text(ohi, olo))
-            )
-
-    def _protocols(self, ctx: BatchContext, act: Callable[[int], Activity]) -> None:
-        packets = ctx.packets
-        if packets.height == 0:
-            return
-        seen = (
-            packets.filter(pl.col("src_dev") != 0)
-            .group_by("src_dev", "eth_type", "proto")
-            .agg(pl.col("ts").min())
-        )
-        for device, eth_type, proto, ts in seen.iter_rows():
-            act(int(device)).protocols.append(Item(protocol_label(int(eth_type), int(proto)), ts))
-
-    def _dns(self, ctx: BatchContext, act: Callable[[int], Activity]) -> None:
-        for ev, device in zip(ctx.app_events, ctx.app_devices, strict=True):
-            msg = ev.message
-            if device is None or not isinstance(msg, DnsMessage) or msg.is_response:
-                continue
-            if ev.dport not in _DNS_PORTS:
-                continue
-            for qname, _qtype in msg.questions:
-                if qname:
-                    act(device).domains.append(Item(registered_domain(qname), ev.ts, qname))
-
-    def _volume(self, ctx: BatchContext, act: Callable[[int], Activity]) -> None:
-        packets = ctx.packets
-        if packets.height:
-            minute = (pl.col("ts") / MINUTE).floor().cast(pl.Int64).alias("minute")
-            out = (
-                packets.filter(pl.col("src_dev") != 0)
-                .group_by(pl.col("src_dev").alias("dev"), minute)
-                .agg(pl.col("wire_len").sum().alias("bytes"))
-            )
-            inbound = (
-                packets.filter(pl.col("dst_dev") != 0)
-                .group_by(pl.col("dst_dev").alias("dev"), minute)
-                .agg(pl.col("wire_len").sum().alias("bytes"))
-            )
-            for direction, frame in ((0, out), (1, inbound)):
-                for device, m, value in frame.iter_rows():
-                    slot = self._minutes.setdefault((int(device), int(m)), [0.0, 0.0])
-                    slot[direction] += float(value)
-        # A minute is complete once capture time has moved past it.
-        current = int(self.now // MINUTE)
-        for key in [k for k in self._minutes if k[1] < current]:
-            out_bytes, in_bytes = self._minutes.pop(key)
-            act(key[0]).minutes.append(Minute(key[1] * MINUTE, out_bytes, in_bytes))
-
-    def flush_minutes(self) -> dict[int, Activity]:
+    def flush_minutes(self) -> BatchActivity:
         """End of input: complete the minutes still open."""
-        activity: dict[int, Activity] = {}
-        for (device, m), (out_bytes, in_bytes) in sorted(self._minutes.items()):
-            activity.setdefault(device, Activity()).minutes.append(Minute(m * MINUTE, out_bytes, in_bytes))
-        self._minutes.clear()
-        return activity
+        minutes = self.extract.minutes_before(None)
+        return BatchActivity(list(dict.fromkeys(minutes.devices.tolist())), minutes=minutes)
 
     # -- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, object]:
@@ -321,3 +321,25 @@ class BaselineBook:
             self.baselines[base.device] = base
         self.loaded = True
         self.loaded_devices = set(self.baselines)
+
+
+def _names_behind(domains: Rows, destinations: Rows) -> Rows:
+    """The domain rows naming a new destination of their device (what new_destination reads)."""
+    if not destinations.devices or not domains.devices:
+        return Rows()
+    wanted = set(zip(destinations.devices, destinations.values, strict=True))
+    picked = [pair in wanted for pair in zip(domains.devices, domains.peers, strict=True)]
+    return domains.take(picked) if True in picked else Rows()
+
+
+def _first_countries(countries: Rows) -> Rows:
+    """The first row of each (device, country, learned): a country's later rows change nothing for
+    geo_violation, and a denied country alerts even while learning."""
+    if not countries.devices:
+        return countries
+    seen: set[tuple[int, str, bool]] = set()
+    picked = []
+    for key in zip(countries.devices, countries.values, countries.learned_flags(), strict=True):
+        picked.append(key not in seen)
+        seen.add(key)
+    return countries.take(picked)

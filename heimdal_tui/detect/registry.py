@@ -55,3 +55,40 @@ def register_settings() -> None:
 
     for kind, settings_type in settings_types().items():
         register_detector_settings(kind, settings_type)
+
+
+def settings_reference() -> str:
+    """Every detector's settings as a markdown table (kind, setting, default, range, meaning), in
+    TOML notation: the README's table is this text, and a test keeps the two the same."""
+    import dataclasses
+
+    rows = ["| Detector | Setting | Default | Range | Meaning |", "|---|---|---|---|---|"]
+    for kind, cls in detector_classes().items():
+        first = True
+        for spec in dataclasses.fields(cls.settings_type):
+            if spec.name == "enabled":
+                continue
+            low, high = spec.metadata.get("min"), spec.metadata.get("max")
+            span = f"{_toml(low)} .. {_toml(high)}" if low is not None or high is not None else ""
+            label = f"`{kind}`" if first else ""
+            rows.append(
+                f"| {label} | `{spec.name}` | `{_toml(spec.default)}` | {span} | {spec.metadata.get('help', '')} |"
+            )
+            first = False
+        if first:
+            rows.append(f"| `{kind}` | (only `enabled`) | | | |")
+    return "\n".join(rows) + "\n"
+
+
+def _toml(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return f"{value:_}" if abs(value) >= 10_000 else str(value)
+    return repr(value)

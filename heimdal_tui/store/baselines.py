@@ -16,6 +16,9 @@ DRIFT_KEEP = 1_000
 
 _PRUNE_DEVICE_DRIFT = """DELETE FROM drift WHERE device_key = ? AND id NOT IN (
     SELECT id FROM drift WHERE device_key = ? ORDER BY ts DESC, id DESC LIMIT ?)"""
+_RECENT_DRIFT = """SELECT * FROM (
+    SELECT *, row_number() OVER (PARTITION BY device_key ORDER BY id DESC) AS rank FROM drift)
+    WHERE rank <= ? ORDER BY device_key, id"""
 _PRUNE_ALL_DRIFT = """DELETE FROM drift WHERE id IN (
     SELECT id FROM (
         SELECT id, row_number() OVER (PARTITION BY device_key ORDER BY ts DESC, id DESC) AS rank
@@ -99,6 +102,38 @@ class LearnedMixin(StoreBase):
             )
             if keep is not None:
                 conn.execute(_PRUNE_DEVICE_DRIFT, (key, key, max(0, int(keep))))
+
+    def add_drifts(
+        self,
+        points: Iterable[tuple[int, float, float, Mapping[str, Any] | None]],
+        *,
+        keep: int | None = DRIFT_KEEP,
+    ) -> int:
+        """:meth:`add_drift` for many ``(device_key, ts, score, features)`` in one transaction (the
+        engine scores every active device at once); how many were written."""
+        rows = [
+            (int(key), float(ts), float(score), dumps(dict(features or {})))
+            for key, ts, score, features in points
+        ]
+        if not rows:
+            return 0
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO drift (device_key, ts, score, features_json) VALUES (?, ?, ?, ?)", rows
+            )
+            if keep is not None:
+                for key in dict.fromkeys(row[0] for row in rows):
+                    conn.execute(_PRUNE_DEVICE_DRIFT, (key, key, max(0, int(keep))))
+        return len(rows)
+
+    def drift_histories(self, limit: int = 100) -> dict[int, list[dict[str, Any]]]:
+        """Every device's ``limit`` last drift points in the order they were written (a late
+        point for an earlier interval comes where it was scored, as in the engine), one query."""
+        rows = self._rows(_RECENT_DRIFT, (max(0, int(limit)),))
+        out: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            out.setdefault(int(row["device_key"]), []).append(_drift_dict(row))
+        return out
 
     def drift_history(self, device_key: int, limit: int = 100) -> list[dict[str, Any]]:
         """The device's ``limit`` newest drift points, oldest first (ready to plot)."""

@@ -113,12 +113,14 @@ def test_a_writer_killed_mid_loop_leaves_a_consistent_store(tmp_path: Path):
                 break
         proc.send_signal(signal.SIGKILL)  # while it is still writing
         proc.wait(timeout=30)
+        # Ids it printed after the 400th but before the kill are still in the pipe: committed too.
+        committed += [line.strip() for line in proc.stdout.read().splitlines() if line.strip()]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
-    assert len(committed) == 400
+    assert len(committed) >= 400
     # The killed process left its write-ahead log behind, never checkpointed.
     assert (tmp_path / "heimdal.db-wal").exists()
 

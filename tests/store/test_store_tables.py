@@ -299,6 +299,20 @@ def test_drift_history_and_pruning(store: Store):
     assert [p["ts"] for p in store.drift_history(MAC)] == [108.0, 109.0]
 
 
+def test_drift_points_in_bulk_and_every_devices_history(store: Store):
+    points: list[tuple[int, float, float, dict[str, float] | None]]
+    points = [(MAC, 100.0 + i, i / 10, {"volume": i / 10}) for i in range(6)]
+    points += [(7, 50.0, 0.2, None), (7, 40.0, 0.3, {"services": 1.0})]  # a late point, written last
+    assert store.add_drifts(points, keep=4) == 8
+    assert store.add_drifts([]) == 0
+    histories = store.drift_histories(limit=3)
+    assert [p["ts"] for p in histories[MAC]] == [103.0, 104.0, 105.0]  # pruned to 4, the last 3 asked
+    assert histories[MAC][-1]["features"] == {"volume": 0.5}
+    # In the order written, as the engine scored them (not re-sorted by time).
+    assert [(p["ts"], p["features"]) for p in histories[7]] == [(50.0, {}), (40.0, {"services": 1.0})]
+    assert len(store.drift_history(MAC, limit=100)) == 4
+
+
 def test_kv(store: Store):
     assert store.kv_get("learning_start") is None
     assert store.kv_get("learning_start", 0.0) == 0.0

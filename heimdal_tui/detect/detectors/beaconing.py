@@ -28,8 +28,8 @@ the device contacts the peer by bare IP (no DNS name seen for it). Repeats at mo
 from __future__ import annotations
 
 import ipaddress
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -69,12 +69,6 @@ class Settings(DetectorSettings):
     max_groups: int = setting(10_000, minimum=16, maximum=1_000_000, help="groups tracked")
 
 
-@dataclass(slots=True)
-class _Group:
-    starts: deque[float] = field(default_factory=deque)
-    last_emit: float | None = None
-
-
 class BeaconingDetector:
     kind: ClassVar[str] = "beaconing"
     settings_type: ClassVar[type[DetectorSettings]] = Settings
@@ -82,7 +76,11 @@ class BeaconingDetector:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings: Settings = settings or Settings()
-        self.groups: OrderedDict[tuple[int, int, int, int, int], _Group] = OrderedDict()
+        # (device, peer hi, peer lo, proto, port) -> recent start times, least recently active
+        # first. Tuples of floats: the garbage collector stops tracking them, so ten thousand
+        # groups add nothing to its passes.
+        self.groups: OrderedDict[tuple[int, int, int, int, int], tuple[float, ...]] = OrderedDict()
+        self.last_emit: dict[tuple[int, int, int, int, int], float] = {}
         self._nets_for: tuple[str, ...] | None = None
         self._nets: list[ipaddress.IPv6Network] = []
 
@@ -127,33 +125,48 @@ class BeaconingDetector:
         nets = self._ignored_nets()
         domains = tuple(d.lower().strip(".") for d in s.ignore_domains)
         findings: list[Finding] = []
-        for i in order.tolist():
-            key = (int(orig_dev[i]), int(hi[i]), int(lo[i]), int(proto[i]), int(port[i]))
-            t = float(first_ts[i])
+        groups, last_emit = self.groups, self.last_emit
+        window, min_gap, history, repeat = s.window, s.min_gap, s.max_history, s.repeat
+        for device, h, lo_, proto_, port_, t in zip(
+            orig_dev[order].tolist(),
+            hi[order].tolist(),
+            lo[order].tolist(),
+            proto[order].tolist(),
+            port[order].tolist(),
+            first_ts[order].tolist(),
+            strict=True,
+        ):
+            key = (device, h, lo_, proto_, port_)
             if nets:
-                value = ipaddress.IPv6Address((key[1] << 64) | key[2])
+                value = ipaddress.IPv6Address((h << 64) | lo_)
                 if any(value in net for net in nets):
                     continue
-            group = self.groups.get(key)
-            if group is None:
-                group = self.groups[key] = _Group()
-                while len(self.groups) > s.max_groups:
-                    self.groups.popitem(last=False)
+            starts = groups.get(key)
+            if starts is None:
+                starts = groups[key] = ()
+                while len(groups) > s.max_groups:
+                    dropped, _ = groups.popitem(last=False)
+                    last_emit.pop(dropped, None)
             else:
-                self.groups.move_to_end(key)
-            starts = group.starts
-            if starts and t - starts[-1] < s.min_gap:
+                groups.move_to_end(key)
+            if starts and t - starts[-1] < min_gap:
                 continue
-            starts.append(t)
-            while starts and (starts[0] <= t - s.window or len(starts) > s.max_history):
-                starts.popleft()
+            starts += (t,)
+            n = len(starts)
+            drop = 0
+            while drop < n and (starts[drop] <= t - window or n - drop > history):
+                drop += 1
+            if drop:
+                starts = starts[drop:]
+            groups[key] = starts
             if len(starts) < s.min_connections:
                 continue
-            if group.last_emit is not None and t - group.last_emit < s.repeat:
+            emitted = last_emit.get(key)
+            if emitted is not None and t - emitted < repeat:
                 continue
-            finding = self._judge(ctx, key, group, t, domains)
+            finding = self._judge(ctx, key, starts, t, domains)
             if finding is not None:
-                group.last_emit = t
+                last_emit[key] = t
                 findings.append(finding)
         return findings
 
@@ -161,12 +174,12 @@ class BeaconingDetector:
         self,
         ctx: BatchContext,
         key: tuple[int, int, int, int, int],
-        group: _Group,
+        starts: tuple[float, ...],
         t: float,
         domains: tuple[str, ...],
     ) -> Finding | None:
         s = self.settings
-        times = np.sort(np.fromiter(group.starts, dtype=np.float64))
+        times = np.sort(np.array(starts, dtype=np.float64))
         intervals = np.diff(times)
         median = float(np.median(intervals))
         if median < s.min_interval or median <= 0:

@@ -18,12 +18,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from heimdal_tui.detect.baseline import registered_domain
+import numpy as np
+
+from heimdal_tui.detect.activity import Activity, BatchActivity, Item, Minute, MinuteRows, hour_of
 from heimdal_tui.detect.context import BatchContext
-from heimdal_tui.detect.learning import BaselineBook, hour_of
+from heimdal_tui.detect.learning import BaselineBook
 from heimdal_tui.detect.model import DetectorSettings, Finding, Severity, setting
 from heimdal_tui.devices.snapshot import iso
 
@@ -55,21 +58,70 @@ SENSITIVE_SERVICES = {
 
 
 class _Reported:
-    """A bounded per-device memory of what was already reported (so each new item alerts once)."""
+    """A bounded per-device memory of what was already reported (so each new item alerts once).
+
+    One set of (device, value) pairs, not a set per device: the collector stops tracking tuples of
+    plain values, so this costs its passes nothing however many devices there are.
+    """
 
     def __init__(self) -> None:
-        self._seen: dict[int, set[str]] = {}
+        self._seen: set[tuple[int, str]] = set()
+        self._counts: dict[int, int] = {}
 
     def first_time(self, device: int, value: str) -> bool:
-        seen = self._seen.setdefault(device, set())
-        if value in seen:
+        key = (device, value)
+        if key in self._seen:
             return False
-        if len(seen) < MAX_REPORTED:
-            seen.add(value)
+        count = self._counts.get(device, 0)
+        if count < MAX_REPORTED:
+            self._seen.add(key)
+            self._counts[device] = count + 1
         return True
 
     def forget(self, device: int, value: str) -> None:
-        self._seen.get(device, set()).discard(value)
+        key = (device, value)
+        if key in self._seen:
+            self._seen.discard(key)
+            self._counts[device] -= 1
+
+
+def _items(
+    activity: Mapping[int, Activity],
+    table: str,
+    worth: Callable[[int, str, bool], bool] | None = None,
+) -> Mapping[int, Sequence[Item]]:
+    """Each device's items of ``table``, devices in batch order; from a BatchActivity only the
+    rows ``worth(device, value, learned)`` keeps (a pre-filter: the detector still checks each)."""
+    if isinstance(activity, BatchActivity):
+        return activity.by_device(table, worth)
+    return {device: items for device, act in activity.items() if (items := getattr(act, table))}
+
+
+def _in_order(activity: Mapping[int, Activity], devices: Iterable[int]) -> list[int]:
+    if isinstance(activity, BatchActivity):
+        return sorted(devices, key=activity.position)
+    wanted = set(devices)
+    return [device for device in activity if device in wanted]
+
+
+def _minutes(
+    activity: Mapping[int, Activity], worth: Callable[[MinuteRows], np.ndarray]
+) -> dict[int, list[Minute]]:
+    """Each device's unlearned minutes, devices in batch order; from a BatchActivity only those
+    ``worth`` keeps (a vectorized pre-filter: the detector still checks each minute)."""
+    if isinstance(activity, BatchActivity):
+        minutes = activity.minutes
+        if not len(minutes):
+            return {}
+        grouped: dict[int, list[Minute]] = {}
+        for device, minute in activity.minute_rows(minutes.unlearned() & worth(minutes)):
+            grouped.setdefault(device, []).append(minute)
+        return grouped
+    return {
+        device: unlearned
+        for device, act in activity.items()
+        if (unlearned := [m for m in act.minutes if not m.learned])
+    }
 
 
 def _examples(values: list[str], limit: int = 10) -> list[str]:
@@ -85,6 +137,11 @@ class _BehaviourDetector:
         self.book = book
         self.settings = settings or self.settings_type()
         self.reported = _Reported()
+
+    def _pair(self, address: str) -> tuple[int, int]:
+        """(hi, lo) of an address the book wrote (remembered there), else parsed."""
+        found = self.book.address_pair(address)
+        return found if found is not None else _pair(address)
 
     def _base_evidence(self, device: int) -> dict[str, Any]:
         base = self.book.baselines.get(device)
@@ -156,25 +213,34 @@ class NewDestinationDetector(_BehaviourDetector):
         if not self.settings.enabled:
             return []
         out = []
-        for device, act in self.book.activity.items():
-            if not act.destinations:
-                continue
-            base = self.book.baselines[device]
-            domains_by_peer = {i.peer: i.value for i in act.domains if i.peer}
+        book = self.book
+        activity = book.activity
+        names = _items(activity, "domains")
+        peer_name, pair, domain_of, first_time = (
+            ctx.peer_name,
+            self._pair,
+            book.domain_of,
+            self.reported.first_time,
+        )
+        for device, destinations in _items(activity, "destinations").items():
+            base = book.baselines[device]
+            known, known_domains = base.destinations, base.domains
+            domains_by_peer = {i.peer: i.value for i in names.get(device, ()) if i.peer}
             fresh: list[str] = []
             values: list[str] = []
             first_ts = None
-            for item in act.destinations:
-                if item.learned:
+            for item in destinations:
+                value = item.value
+                if item.learned or value in known:
                     continue
-                name = ctx.peer_name(*_pair(item.value)) if item.value else None
-                domain = registered_domain(name) if name else domains_by_peer.get(item.value)
-                if item.value in base.destinations or (domain and domain in base.domains):
+                name = peer_name(*pair(value)) if value else None
+                domain = domain_of(name) if name else domains_by_peer.get(value)
+                if domain and domain in known_domains:
                     continue
-                label = f"{item.value} ({name})" if name else item.value
-                if self.reported.first_time(device, item.value):
+                label = f"{value} ({name})" if name else value
+                if first_time(device, value):
                     fresh.append(label)
-                    values.append(item.value)
+                    values.append(value)
                     first_ts = item.ts if first_ts is None else min(first_ts, item.ts)
             if fresh and first_ts is not None:
                 out.append(
@@ -233,12 +299,10 @@ class NewPortDetector(_BehaviourDetector):
         if not settings.enabled:
             return []
         out = []
-        for device, act in self.book.activity.items():
-            if not act.services:
-                continue
+        for device, services in _items(self.book.activity, "services").items():
             base = self.book.baselines[device]
             fresh: dict[bool, list[tuple[str, float, str | None]]] = {True: [], False: []}
-            for item in act.services:
+            for item in services:
                 if item.learned:
                     continue
                 served = item.value.endswith("(served)")
@@ -295,15 +359,17 @@ class ProtocolAnomalyDetector(_BehaviourDetector):
         if not self.settings.enabled:
             return []
         out = []
-        for device, act in self.book.activity.items():
-            if not (act.services or act.protocols):
-                continue
+        activity = self.book.activity
+        services, protocols = _items(activity, "services"), _items(activity, "protocols")
+        for device in _in_order(activity, services.keys() | protocols.keys()):
             base = self.book.baselines[device]
             ref = None
             candidates = [
-                (i, SENSITIVE_SERVICES[i.value]) for i in act.services if i.value in SENSITIVE_SERVICES
+                (i, SENSITIVE_SERVICES[i.value])
+                for i in services.get(device, ())
+                if i.value in SENSITIVE_SERVICES
             ]
-            candidates += [(i, i.value) for i in act.protocols if i.value.startswith("ip-")]
+            candidates += [(i, i.value) for i in protocols.get(device, ()) if i.value.startswith("ip-")]
             for item, label in candidates:
                 if item.learned:
                     continue
@@ -365,17 +431,24 @@ class VolumeSpikeDetector(_BehaviourDetector):
         assert isinstance(s, VolumeSpikeSettings)
         if not s.enabled:
             return []
+        min_bytes = float(s.min_bytes)
+
+        def large(minutes: MinuteRows) -> np.ndarray:
+            # The threshold is never below min_bytes: only those minutes can be spikes.
+            over = minutes.bytes_out > min_bytes
+            return over | (minutes.bytes_in > min_bytes) if s.inbound else over
+
         out = []
-        for device, act in self.book.activity.items():
-            if not act.minutes:
-                continue
+        for device, unlearned in _minutes(self.book.activity, large).items():
             base = self.book.baselines[device]
-            for minute in act.minutes:
+            for minute in unlearned:
                 if minute.learned:
                     continue
                 hour = hour_of(minute.start)
                 for direction, observed in (("out", minute.bytes_out), ("in", minute.bytes_in)):
                     if direction == "in" and not s.inbound:
+                        continue
+                    if observed <= min_bytes:  # the threshold is never below min_bytes
                         continue
                     median, spread, samples = base.volume(direction, hour)
                     if samples < s.min_samples:
@@ -431,17 +504,31 @@ class TimingAnomalyDetector(_BehaviourDetector):
         assert isinstance(s, TimingAnomalySettings)
         if not s.enabled:
             return []
+        span = s.min_baseline_days * 86_400
+        book = self.book
+        if not book.loaded and (book.sensor_start is None or book.now - book.sensor_start < span):
+            # Learned baselines start at or after the sensor did: none can span enough days yet.
+            return []
+        baselines = book.baselines
+
+        def spanned(minutes: MinuteRows) -> np.ndarray:
+            # Only devices whose baseline spans enough days are judged.
+            devices = minutes.devices.tolist()
+            judged = {
+                d
+                for d in dict.fromkeys(devices)
+                if (b := baselines.get(d)) is not None
+                and b.minutes_observed > 0
+                and b.last_learned - b.first_seen >= span
+            }
+            return np.array([d in judged for d in devices], dtype=bool)
+
         out = []
-        for device, act in self.book.activity.items():
-            if not act.minutes:
+        for device, unlearned in _minutes(self.book.activity, spanned).items():
+            base = baselines[device]
+            if base.minutes_observed == 0 or base.last_learned - base.first_seen < span:
                 continue
-            base = self.book.baselines[device]
-            if (
-                base.minutes_observed == 0
-                or base.last_learned - base.first_seen < s.min_baseline_days * 86_400
-            ):
-                continue
-            for minute in act.minutes:
+            for minute in unlearned:
                 if minute.learned:
                     continue
                 hour = hour_of(minute.start)
@@ -484,18 +571,25 @@ class GeoViolationDetector(_BehaviourDetector):
         if not s.enabled:
             return []
         deny = {c.upper() for c in s.deny_countries}
+        baselines = self.book.baselines
+
+        def worth(device: int, value: str, learned: bool) -> bool:
+            # Denied, or new to a baseline that has countries: the rows the loop below reports.
+            if value in deny:
+                return True
+            held = baselines[device].countries
+            return not learned and bool(held) and value not in held
+
         out = []
-        for device, act in self.book.activity.items():
-            if not act.countries:
-                continue
+        for device, countries in _items(self.book.activity, "countries", worth).items():
             base = self.book.baselines[device]
-            for item in act.countries:
+            for item in countries:
                 denied = item.value in deny
                 if not denied and (item.learned or not base.countries or item.value in base.countries):
                     continue
                 if not self.reported.first_time(device, item.value):
                     continue
-                name = ctx.peer_name(*_pair(item.peer or ""))
+                name = ctx.peer_name(*self._pair(item.peer or ""))
                 peer_label = f"{item.peer} ({name})" if name else item.peer
                 out.append(
                     Finding(

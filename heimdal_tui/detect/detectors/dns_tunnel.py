@@ -126,7 +126,7 @@ class _Group:
     sum_length: float = 0.0
     sum_entropy: float = 0.0
     big: int = 0  # TXT/NULL/ANY queries in window
-    qtypes: Counter[int] = field(default_factory=Counter)
+    qtypes: dict[int, int] = field(default_factory=dict)  # (a plain dict: Counter is slow to make)
     resolvers: list[tuple[int, int]] = field(default_factory=list)
     client: tuple[int, int] = (0, 0)  # the querier's address, as last seen
     last_emit: float | None = None
@@ -142,7 +142,7 @@ class _Group:
             self.sum_entropy += metric[1]
         if qtype in BIG_ANSWER_TYPES:
             self.big += 1
-        self.qtypes[qtype] += 1
+        self.qtypes[qtype] = self.qtypes.get(qtype, 0) + 1
 
     def expire(self, before: float, limit: int) -> None:
         q = self.queries
@@ -238,7 +238,19 @@ class DnsTunnelDetector:
             finding = self._check(key, group, ts, qname)
             if finding is not None:
                 findings.append(finding)
+        self._forget_idle(ctx.now - 2 * s.window)
         return findings
+
+    def _forget_idle(self, before: float) -> None:
+        """Drop the groups whose newest query is older than ``before`` (two windows ago): their
+        window is empty, and a group that starts again behaves the same from scratch. Groups are
+        in least-recently-queried order, so the scan stops at the first live one."""
+        groups = self.groups
+        while groups:
+            group = next(iter(groups.values()))
+            if group.queries and group.queries[-1][0] > before:
+                break
+            groups.popitem(last=False)
 
     def _check(self, key: tuple[int, str], group: _Group, ts: float, qname: str) -> Finding | None:
         s = self.settings
@@ -273,7 +285,9 @@ class DnsTunnelDetector:
             if len(examples) >= MAX_EXAMPLES:
                 break
         span = ts - group.queries[0][0] if group.queries else 0.0
-        qtypes = {RTYPE_NAMES.get(t, str(t)): c for t, c in group.qtypes.most_common(8)}
+        # As Counter.most_common: by count, ties in the order first seen.
+        common = sorted(group.qtypes.items(), key=lambda kv: kv[1], reverse=True)[:8]
+        qtypes = {RTYPE_NAMES.get(t, str(t)): c for t, c in common}
         shown = zone if zone != PSEUDO_ZONE else "names without a real top-level domain"
         client = address_text(*group.client)
         summary = (

@@ -1,0 +1,372 @@
+"""Behaviour items out of one batch, column by column, with a few vectorized passes.
+
+From the flows that started or ended: services used (answered), remote destinations with their
+names and countries, services served (answered); from the packets, in two polars group_bys run
+together: each device's protocols and its bytes out and in per minute (kept open until capture
+time moves past the minute); from the DNS queries: the registered domains asked for. Text forms
+(addresses, service and protocol labels, domains) are made once each and remembered (bounded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+
+from heimdal_tui.decode.app.dns import DnsMessage
+from heimdal_tui.detect.activity import TABLES, MinuteRows, Rows
+from heimdal_tui.detect.answers import AnswerWatch
+from heimdal_tui.detect.baseline import MINUTE, registered_domain
+from heimdal_tui.detect.context import BatchContext
+from heimdal_tui.detect.geo import CountryLookup
+from heimdal_tui.devices.locality import address_text
+from heimdal_tui.devices.table import protocol_label
+from heimdal_tui.flows.table import PROTO_NAMES
+
+MEMO_SIZE = 65_536  # entries per text cache (cleared when full)
+_ANSWER_PACKET_COLUMNS = (
+    "proto",
+    "src_hi",
+    "src_lo",
+    "dst_hi",
+    "dst_lo",
+    "sport",
+    "dport",
+    "tcp_flags",
+    "src_dev",
+)
+_DNS_PORTS = (53, 5355)
+_FLOW_COLUMNS = (
+    "orig_dev",
+    "resp_dev",
+    "proto",
+    "resp_p",
+    "first_ts",
+    "orig_hi",
+    "orig_lo",
+    "resp_hi",
+    "resp_lo",
+    "resp_flags",
+    "resp_pkts",
+)
+_WATCH_COLUMNS = (*_FLOW_COLUMNS, "orig_p")
+
+
+def _columns(frame: pl.DataFrame, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    return {name: frame[name].to_numpy() for name in names}
+
+
+def _memo1(fn: Callable[[str], str]) -> Callable[[str], str]:
+    """``fn`` with a bounded cache (plain dict: cheaper per call than functools.lru_cache)."""
+    cache: dict[str, str] = {}
+
+    def cached(arg: str) -> str:
+        found = cache.get(arg)
+        if found is None:
+            if len(cache) >= MEMO_SIZE:
+                cache.clear()
+            found = cache[arg] = fn(arg)
+        return found
+
+    return cached
+
+
+def _answered(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """Flows whose responder answered: a TCP SYN-ACK, or any UDP reply."""
+    proto = cols["proto"]
+    syn_ack = (cols["resp_flags"] & 0x12) == 0x12
+    return ((proto == 6) & syn_ack) | ((proto == 17) & (cols["resp_pkts"] > 0))
+
+
+def _firsts(mask: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """Indices, ascending, of the rows where ``mask`` holds that come first among the rows of
+    their key (``unique(keep="first", maintain_order=True)``, for rows in time order)."""
+    rows = np.flatnonzero(mask)
+    if rows.shape[0] <= 1:
+        return rows
+    picked = [key[rows] for key in keys]
+    order = np.lexsort(picked[::-1])  # stable: equal keys stay in row (time) order
+    start = np.zeros(rows.shape[0], dtype=bool)
+    start[0] = True
+    for key in picked:
+        ordered = key[order]
+        start[1:] |= ordered[1:] != ordered[:-1]
+    return np.sort(rows[order[start]])
+
+
+class _OpenMinutes:
+    """Bytes out and in per (device, minute) of the minutes not complete yet: columns sorted by
+    device then minute, merged a batch at a time."""
+
+    def __init__(self) -> None:
+        self.devices = np.zeros(0, dtype=np.uint64)
+        self.minutes = np.zeros(0, dtype=np.int64)
+        self.out_bytes = np.zeros(0, dtype=np.float64)
+        self.in_bytes = np.zeros(0, dtype=np.float64)
+
+    def add(
+        self, devices: np.ndarray, minutes: np.ndarray, out_bytes: np.ndarray, in_bytes: np.ndarray
+    ) -> None:
+        if devices.shape[0] == 0:
+            return
+        dev = np.concatenate((self.devices, devices.astype(np.uint64, copy=False)))
+        minute = np.concatenate((self.minutes, minutes.astype(np.int64, copy=False)))
+        out = np.concatenate((self.out_bytes, out_bytes.astype(np.float64, copy=False)))
+        inb = np.concatenate((self.in_bytes, in_bytes.astype(np.float64, copy=False)))
+        order = np.lexsort((minute, dev))  # stable: what was open is summed first, as it came
+        dev, minute, out, inb = dev[order], minute[order], out[order], inb[order]
+        start = np.ones(dev.shape[0], dtype=bool)
+        start[1:] = (dev[1:] != dev[:-1]) | (minute[1:] != minute[:-1])
+        firsts = np.flatnonzero(start)
+        self.devices, self.minutes = dev[firsts], minute[firsts]
+        self.out_bytes, self.in_bytes = np.add.reduceat(out, firsts), np.add.reduceat(inb, firsts)
+
+    def take_before(self, minute: int | None) -> MinuteRows:
+        """Remove and return the minutes before ``minute`` (all of them for None)."""
+        done = self.minutes < minute if minute is not None else np.ones(self.minutes.shape[0], dtype=bool)
+        if not done.any():
+            return MinuteRows()
+        taken = MinuteRows(
+            self.devices[done],
+            self.minutes[done].astype(np.float64) * MINUTE,
+            self.out_bytes[done],
+            self.in_bytes[done],
+        )
+        keep = ~done
+        self.devices, self.minutes = self.devices[keep], self.minutes[keep]
+        self.out_bytes, self.in_bytes = self.out_bytes[keep], self.in_bytes[keep]
+        return taken
+
+
+class Extractor:
+    """Turns batches into per-table :class:`Rows` and completed minutes."""
+
+    def __init__(self, countries: CountryLookup) -> None:
+        self.countries = countries
+        self.open_minutes = _OpenMinutes()
+        self.answers = AnswerWatch()
+        self._texts: dict[tuple[int, int], str] = {}
+        self._pairs: dict[str, tuple[int, int]] = {}
+        self._labels: dict[tuple[int, int], str] = {}
+        self._services: dict[tuple[int, int, bool], str] = {}
+        self._domain = _memo1(registered_domain)
+
+    def rows(self, ctx: BatchContext) -> tuple[dict[str, Rows], list[list[int]]]:
+        """The batch's rows per table, and the devices in the order they were met (per step)."""
+        rows = {table: Rows() for table in TABLES}
+        order: list[list[int]] = []
+        self._flows(ctx, rows, order)
+        self._packets(ctx, rows, order)
+        self._dns(ctx, rows, order)
+        return rows, order
+
+    def minutes_before(self, minute: int | None) -> MinuteRows:
+        """The open minutes before ``minute`` (all for None), now complete, taken out."""
+        return self.open_minutes.take_before(minute)
+
+    def domain_of(self, name: str) -> str:
+        return self._domain(name)
+
+    def address_pair(self, text: str) -> tuple[int, int] | None:
+        """The (hi, lo) pair of an address written as text recently, else None."""
+        return self._pairs.get(text)
+
+    def _text(self, hi: int, lo: int) -> str:
+        key = (hi, lo)
+        text = self._texts.get(key)
+        if text is None:
+            if len(self._texts) >= MEMO_SIZE:
+                self._texts.clear()
+                self._pairs.clear()
+            text = self._texts[key] = address_text(hi, lo)
+            self._pairs[text] = key
+        return text
+
+    def _service(self, proto: int, port: int, served: bool) -> str:
+        key = (proto, port, served)
+        label = self._services.get(key)
+        if label is None:
+            if len(self._services) >= MEMO_SIZE:
+                self._services.clear()
+            label = self._services[key] = f"{PROTO_NAMES[proto]}/{port}" + (" (served)" if served else "")
+        return label
+
+    def _protocol(self, eth_type: int, proto: int) -> str:
+        key = (eth_type, proto)
+        label = self._labels.get(key)
+        if label is None:
+            if len(self._labels) >= MEMO_SIZE:
+                self._labels.clear()
+            label = self._labels[key] = protocol_label(eth_type, proto)
+        return label
+
+    def _flows(self, ctx: BatchContext, rows: dict[str, Rows], order: list[list[int]]) -> None:
+        # New flows give destinations at once; services count once answered: in the flow's first
+        # batch, when the answer comes in a later one (the answer watch), or when the flow ends (a
+        # scan probe answered by a reset is not a service).
+        new, ended = (
+            _columns(f, _WATCH_COLUMNS) if f.height else None for f in (ctx.new_flows, ctx.ended_flows)
+        )
+        packets = ctx.packets
+        answered = self.answers.observe(
+            new, ended, _columns(packets, _ANSWER_PACKET_COLUMNS) if packets.height else None
+        )
+        parts = [f for f in (new, ended) if f is not None]
+        if answered is not None:
+            # Answered in this batch: a service row (the flow's destination counted when it began).
+            count = answered["proto"].shape[0]
+            parts.append(
+                {
+                    **answered,
+                    "resp_flags": np.full(count, 0x12, dtype=np.int64),
+                    "resp_pkts": np.ones(count, dtype=np.int64),
+                    "answer_only": np.ones(count, dtype=bool),
+                }
+            )
+        if not parts:
+            return
+        cols = {name: np.concatenate([part[name] for part in parts]) for name in _FLOW_COLUMNS}
+        cols["answer_only"] = np.concatenate(
+            [part.get("answer_only", np.zeros(part["proto"].shape[0], dtype=bool)) for part in parts]
+        )
+        by_time = np.argsort(cols["first_ts"], kind="stable")
+        cols = {name: column[by_time] for name, column in cols.items()}
+        replied = _answered(cols)
+        orig_dev, resp_dev, proto, port = cols["orig_dev"], cols["resp_dev"], cols["proto"], cols["resp_p"]
+        text, service = self._text, self._service
+        services = rows["services"]
+
+        used = _firsts((orig_dev != 0) & replied & ((proto == 6) | (proto == 17)), orig_dev, proto, port)
+        if used.shape[0]:
+            devices = orig_dev[used].tolist()
+            services.add(
+                devices,
+                [
+                    service(p, n, False)
+                    for p, n in zip(proto[used].tolist(), port[used].tolist(), strict=True)
+                ],
+                cols["first_ts"][used].tolist(),
+                [
+                    text(h, lo)
+                    for h, lo in zip(
+                        cols["resp_hi"][used].tolist(), cols["resp_lo"][used].tolist(), strict=True
+                    )
+                ],
+            )
+            order.append(devices)
+
+        hi, lo = cols["resp_hi"], cols["resp_lo"]
+        remote = (orig_dev != 0) & (resp_dev == 0) & ~cols["answer_only"]
+        if remote.any():
+            remote &= ctx.locality.unicast(hi.astype(np.uint64), lo.astype(np.uint64))
+        picked = _firsts(remote, orig_dev, hi, lo)
+        if picked.shape[0]:
+            devices = orig_dev[picked].tolist()
+            ts = cols["first_ts"][picked].tolist()
+            his, los = hi[picked].tolist(), lo[picked].tolist()
+            peers = [text(h, lo_) for h, lo_ in zip(his, los, strict=True)]
+            rows["destinations"].add(devices, peers, ts, peers)
+            peer_name, domain_of, country_of = ctx.peer_name, self._domain, self.countries.country
+            domains, countries = rows["domains"], rows["countries"]
+            for device, h, lo_, t, peer in zip(devices, his, los, ts, peers, strict=True):
+                name = peer_name(h, lo_)
+                if name:
+                    domains.devices.append(device)
+                    domains.values.append(domain_of(name))
+                    domains.ts.append(t)
+                    domains.peers.append(peer)
+                country = country_of(h, lo_)
+                if country:
+                    countries.devices.append(device)
+                    countries.values.append(country)
+                    countries.ts.append(t)
+                    countries.peers.append(peer)
+            order.append(devices)
+
+        served = _firsts((resp_dev != 0) & replied, resp_dev, proto, port)
+        if served.shape[0]:
+            devices = resp_dev[served].tolist()
+            services.add(
+                devices,
+                [
+                    service(p, n, True)
+                    for p, n in zip(proto[served].tolist(), port[served].tolist(), strict=True)
+                ],
+                cols["first_ts"][served].tolist(),
+                [
+                    text(h, lo_)
+                    for h, lo_ in zip(
+                        cols["orig_hi"][served].tolist(), cols["orig_lo"][served].tolist(), strict=True
+                    )
+                ],
+            )
+            order.append(devices)
+
+    def _packets(self, ctx: BatchContext, rows: dict[str, Rows], order: list[list[int]]) -> None:
+        """Protocols per device (first time each in the batch) and bytes per device and minute, in
+        two group_bys run together."""
+        packets = ctx.packets
+        if packets.height == 0:
+            return
+        frame = packets.lazy()
+        protocols = (
+            frame.filter(pl.col("src_dev") != 0)
+            .group_by("src_dev", "eth_type", "proto")
+            .agg(pl.col("ts").min())
+            # group_by's order is arbitrary: first seen first, so the same capture gives the same
+            # items (two rows can share a label: udp over IPv4 and over IPv6).
+            .sort("ts", "src_dev", "eth_type", "proto")
+        )
+        minute = (pl.col("ts") / MINUTE).floor().cast(pl.Int64).alias("minute")
+        wire = pl.col("wire_len").cast(pl.Float64)
+        zero = pl.lit(0.0, dtype=pl.Float64)
+        volume = (
+            pl.concat(
+                [
+                    frame.filter(pl.col("src_dev") != 0).select(
+                        pl.col("src_dev").alias("dev"), minute, wire.alias("out"), zero.alias("in")
+                    ),
+                    frame.filter(pl.col("dst_dev") != 0).select(
+                        pl.col("dst_dev").alias("dev"), minute, zero.alias("out"), wire.alias("in")
+                    ),
+                ]
+            )
+            .group_by("dev", "minute")
+            .agg(pl.col("out").sum(), pl.col("in").sum())
+        )
+        seen, totals = pl.collect_all([protocols, volume])
+        devices = seen["src_dev"].to_list()
+        label = self._protocol
+        rows["protocols"].add(
+            devices,
+            [label(e, p) for e, p in zip(seen["eth_type"].to_list(), seen["proto"].to_list(), strict=True)],
+            seen["ts"].to_list(),
+            [None] * len(devices),
+        )
+        order.append(devices)
+        self.open_minutes.add(
+            totals["dev"].to_numpy(),
+            totals["minute"].to_numpy(),
+            totals["out"].to_numpy(),
+            totals["in"].to_numpy(),
+        )
+
+    def _dns(self, ctx: BatchContext, rows: dict[str, Rows], order: list[list[int]]) -> None:
+        domain_of = self._domain
+        domains = rows["domains"]
+        devices: list[int] = []
+        for ev, device in zip(ctx.app_events, ctx.app_devices, strict=True):
+            if device is None or ev.dport not in _DNS_PORTS:
+                continue
+            msg = ev.message
+            if not isinstance(msg, DnsMessage) or msg.is_response:
+                continue
+            for qname, _qtype in msg.questions:
+                if qname:
+                    domains.devices.append(device)
+                    domains.values.append(domain_of(qname))
+                    domains.ts.append(ev.ts)
+                    domains.peers.append(qname)
+                    devices.append(device)
+        order.append(devices)
