@@ -20,13 +20,9 @@ from heimdal_tui.cli import analyze_sync
 from heimdal_tui.cli.alert_output import write_jsonl, write_text
 from heimdal_tui.cli.progress import ProgressBar
 from heimdal_tui.common.durations import parse_duration
-from heimdal_tui.config import Config, ConfigError, detector_settings, load_config
-from heimdal_tui.detect.baseline import load_profiles
+from heimdal_tui.config import Config, ConfigError, load_config
 from heimdal_tui.detect.drift import HISTORY_POINTS, DriftPoint
-from heimdal_tui.detect.engine import DetectionEngine, DetectionSettings
-from heimdal_tui.detect.intel import ThreatIntel
-from heimdal_tui.detect.learning import LearningSettings
-from heimdal_tui.detect.registry import settings_types
+from heimdal_tui.detect.engine import DetectionEngine
 from heimdal_tui.devices.locality import DEFAULT_LOCAL_NETWORKS, address_text, mac_text
 from heimdal_tui.devices.snapshot import iso, snapshot
 from heimdal_tui.flows.table import PROTO_NAMES
@@ -278,14 +274,7 @@ def open_store(data_dir: Path, engine: DetectionEngine, err: TextIO) -> Store:
     if store.recovered:
         err.write(f"warning: {store.recovered}\n")
     engine.drift.restore(store.drift_histories(HISTORY_POINTS))
-    saved = store.all_baselines()
-    if saved:
-        engine.book.load_dict(
-            {
-                "format": "heimdal-baselines",
-                "devices": [dict(data, device=key) for key, data in saved.items()],
-            }
-        )
+    engine.load_baselines(store)
     return store
 
 
@@ -307,39 +296,26 @@ def save_to_store(store: Store, engine: DetectionEngine, drift: list[tuple[int, 
 def build_engine(
     args: argparse.Namespace, pipeline: Pipeline, err: TextIO, config: Config
 ) -> DetectionEngine:
+    """The engine the console and the daemon build (sensor.build), from analyze's options."""
+    from heimdal_tui.sensor.build import SetupError
+    from heimdal_tui.sensor.build import build_engine as build_sensor_engine
+
     try:
         period = parse_duration(args.learning_period)
     except ValueError as exc:
         raise AnalyzeError(f"--learning-period: {exc}") from None
-    intel = ThreatIntel()
-    for path in [*(str(p) for p in config.intel.files), *(args.intel or [])]:
-        try:
-            report = intel.load_file(Path(path))
-        except OSError as exc:
-            raise AnalyzeError(f"--intel {path}: {exc.strerror or exc}") from None
-        for problem in report.errors[:10]:
-            err.write(f"warning: {problem}\n")
-    profiles = None
-    if args.profiles:
-        try:
-            profiles = load_profiles(json.loads(Path(args.profiles).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise AnalyzeError(f"--profiles {args.profiles}: {exc}") from None
-    settings = DetectionSettings(
-        learning=LearningSettings(learning_period=period, min_maturity=config.baseline.min_maturity),
-        correlation_window=config.alerts.correlation_window,
-        max_alerts=config.alerts.max_open_alerts,
-        detectors={kind: detector_settings(config, kind) for kind in settings_types()},
-    )
-    engine = DetectionEngine(pipeline, settings, intel=intel, profiles=profiles)
-    if args.baseline:
-        try:
-            engine.book.load_dict(json.loads(Path(args.baseline).read_text(encoding="utf-8")))
-        except OSError as exc:
-            raise AnalyzeError(f"--baseline {args.baseline}: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise AnalyzeError(f"--baseline {args.baseline}: not a usable baseline file ({exc})") from None
-    return engine
+    try:
+        return build_sensor_engine(
+            pipeline,
+            config,
+            learning_period=period,
+            intel_files=tuple(args.intel or ()),
+            profiles_path=args.profiles,
+            baseline_path=args.baseline,
+            warn=lambda problem: err.write(f"warning: {problem}\n"),
+        )
+    except SetupError as exc:
+        raise AnalyzeError(str(exc)) from None
 
 
 def _size(path: str) -> int:

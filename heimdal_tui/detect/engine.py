@@ -196,6 +196,18 @@ class DetectionEngine:
         for entry in store.allowlist():
             self.alerts.allowlist.add((entry.get("device_key"), entry["kind"], entry["value"] or None))
 
+    def load_baselines(self, store: Store) -> int:
+        """Take the baselines ``store`` holds (they count as mature); how many."""
+        saved = store.all_baselines()
+        if saved:
+            self.book.load_dict(
+                {
+                    "format": "heimdal-baselines",
+                    "devices": [dict(data, device=key) for key, data in saved.items()],
+                }
+            )
+        return len(saved)
+
     def save_baselines(self) -> None:
         if self.store is not None:
             self.store.save_baselines(
@@ -203,7 +215,7 @@ class DetectionEngine:
             )
 
     # -- triage ----------------------------------------------------------------------------------
-    def _record(
+    def record(
         self, action: str, actor: str, reason: str, alert: Alert | None, detail: dict[str, Any]
     ) -> None:
         entry = AuditEntry(
@@ -240,7 +252,7 @@ class DetectionEngine:
             AlertState.FALSE_POSITIVE: "false_positive",
             AlertState.OPEN: "reopen",
         }[state]
-        self._record(action, actor, reason, alert, detail)
+        self.record(action, actor, reason, alert, detail)
         if self.store is not None:
             if self.store.alert(alert_id) is None:
                 from heimdal_tui.store import alert_record
@@ -291,7 +303,7 @@ class DetectionEngine:
                 reason=reason,
                 created=self.now,
             )
-        self._record("snooze", actor, reason, alert, {"until": rule.until, "seconds": seconds})
+        self.record("snooze", actor, reason, alert, {"until": rule.until, "seconds": seconds})
         return rule
 
     def accept_drift(self, device: int, reason: str = "", actor: str = "operator") -> dict[str, list[str]]:
@@ -302,7 +314,7 @@ class DetectionEngine:
             for table in ("destinations", "services", "protocols", "countries")
         }
         summary["minutes"] = [str(len(merged.minutes))]
-        self._record("accept_drift", actor, reason, None, {"device": device, "merged": summary})
+        self.record("accept_drift", actor, reason, None, {"device": device, "merged": summary})
         self.save_baselines()
         return summary
 
@@ -322,7 +334,7 @@ class DetectionEngine:
             raise
         settings = updated.detectors[kind]
         self.set_detector_settings(kind, settings)
-        self._record("set_threshold", "operator", "", None, {"detector": kind, "key": key, "value": value})
+        self.record("set_threshold", "operator", "", None, {"detector": kind, "key": key, "value": value})
         return settings
 
     # -- commands --------------------------------------------------------------------------------

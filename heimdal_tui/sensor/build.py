@@ -225,13 +225,6 @@ def open_store(data_dir: Path, engine: DetectionEngine) -> Any:
         store = Store.open(data_dir, allow_read_only=True)
     except StoreError as exc:
         raise SetupError(f"data dir {data_dir}: {exc}") from None
-    saved = store.all_baselines()
-    if saved:
-        engine.book.load_dict(
-            {
-                "format": "heimdal-baselines",
-                "devices": [dict(data, device=key) for key, data in saved.items()],
-            }
-        )
+    engine.load_baselines(store)
     engine.attach_store(store)
     return store

@@ -148,7 +148,7 @@ class Commands:
         self._known_device(key)
         text = safe_text(" ".join(label.split()), MAX_LABEL)
         self._session.set_label(key, text or None)
-        self._engine._record("label_device", "operator", "", None, {"device": key, "label": text})
+        self._engine.record("label_device", "operator", "", None, {"device": key, "label": text})
         return {"key": key, "label": text or None}
 
     def reset_baseline(self, key: int, reason: str = "") -> dict[str, Any]:
@@ -163,7 +163,7 @@ class Commands:
         store = self._session.store
         if store is not None:
             store.delete_baseline(key)
-        self._engine._record("reset_baseline", "operator", _reason(reason), None, {"device": key})
+        self._engine.record("reset_baseline", "operator", _reason(reason), None, {"device": key})
         return {"key": key, "reset": True}
 
     def freeze_learning(self, key: int, frozen: bool = True, reason: str = "") -> dict[str, Any]:
@@ -175,7 +175,7 @@ class Commands:
             raise CommandError(f"device {key} has no baseline yet")
         base.frozen = bool(frozen)
         action = "freeze_learning" if frozen else "unfreeze_learning"
-        self._engine._record(action, "operator", _reason(reason), None, {"device": key})
+        self._engine.record(action, "operator", _reason(reason), None, {"device": key})
         self._session.save_baselines()
         return {"key": key, "frozen": base.frozen}
 
@@ -229,7 +229,7 @@ class Commands:
         write them to the configuration file."""
         settings = self._validated(kind, values)
         self._engine.set_detector_settings(kind, settings)
-        self._engine._record("set_threshold", "operator", "", None, {"detector": kind, "values": values})
+        self._engine.record("set_threshold", "operator", "", None, {"detector": kind, "values": values})
         session = self._session
         session.config = dataclasses.replace(
             session.config, detectors={**session.config.detectors, kind: settings}
@@ -335,7 +335,7 @@ class Commands:
             if getattr(new, section) != getattr(old, section)
         ]
         session.config = new
-        self._engine._record("reload_config", "operator", "", None, {"changed": changed, "restart": restart})
+        self._engine.record("reload_config", "operator", "", None, {"changed": changed, "restart": restart})
         return {"applied": changed, "needs_restart": restart, "path": str(session.config_path)}
 
     def save_baselines(self) -> dict[str, Any]:

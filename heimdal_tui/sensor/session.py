@@ -67,6 +67,10 @@ class SessionOptions:
     pps_history: int = 120
     history_bytes: int = 32 * 1024 * 1024  # recent batches kept for the thresholds what-if
     command_timeout: float = 10.0
+    # Share of wall time the pipeline may keep the interpreter busy while a replay is backlogged
+    # (1.0: all of it). The console uses less: a full-speed replay then leaves the GIL free often
+    # enough for keys to be answered at once. Live capture is never held back (frames would drop).
+    busy_share: float = 1.0
 
 
 @dataclass
@@ -261,6 +265,19 @@ class SensorSession:
             self.stopped.set()
 
     def _feed(self, batch: FrameBatch) -> None:
+        step = self.options.gulp_frames
+        throttle = self.options.busy_share < 1.0 and not getattr(self.source, "live", False)
+        for start in range(0, len(batch), step):
+            piece = batch.slice(start, start + step) if len(batch) > step else batch
+            started = time.monotonic()
+            self._feed_piece(piece)
+            if throttle:
+                busy = time.monotonic() - started
+                time.sleep(busy * (1.0 / self.options.busy_share - 1.0))
+            if len(batch) > step:
+                self._run_commands(block=False)  # a command waits one piece at most
+
+    def _feed_piece(self, batch: FrameBatch) -> None:
         engine = self.engine
         result = engine.pipeline.feed(batch)
         ctx = context_for(engine.pipeline, result)
@@ -298,7 +315,9 @@ class SensorSession:
             self._pending.alerts.clear()
             labels = self.labels
             self._emit(AlertsEvent(tuple(views.alert_row(c.alert, labels) for c in changes)))
-        if now >= self._next_devices:
+        # While the operator types, the device list (hundreds of milliseconds of work with thousands
+        # of devices) waits: it would compete with the console's answer.
+        if now >= self._next_devices and time.monotonic() >= self._ui_hold_until:
             self._next_devices = now + self.options.devices_interval
             if self._pending.devices_dirty:
                 self._pending.devices_dirty = False

@@ -96,7 +96,7 @@ def test_threshold_edit_applies_now_and_persists(make_console):
                 await pilot.press("down")
                 await pilot.pause(0.05)
             await pilot.press("enter")  # focus the first field (enabled)
-            await pilot.pause(0.2)
+            await _until(lambda: app.focused is not None and app.focused.id == "field-enabled")
             await pilot.press("space")  # switch it off
             await _until(lambda: "0 with these" in str(screen.query_one("#whatif").render()))
             await pilot.press("ctrl+s")

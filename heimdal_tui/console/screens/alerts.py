@@ -125,11 +125,11 @@ class AlertsScreen(SensorScreen):
             )
         if self.selected:
             line += f"   {len(self.selected)} selected"
-        self.query_one("#filter-line", Label).update(fmt.plain(line))
+        self.query_one("#filter-line", Label).update(fmt.plain(line), layout=False)
         marker = self.query_one("#new-marker", Label)
         marker.set_class(self.new_above == 0, "hidden")
         if self.new_above:
-            marker.update(fmt.plain(f"▲ {self.new_above} new above   g: go to the newest"))
+            marker.update(fmt.plain(f"▲ {self.new_above} new above   g: go to the newest"), layout=False)
 
     def _cells(self, a: AlertRow, styles: dict[str, str]) -> list[Cell]:
         closed = a.state in ("resolved", "false_positive")

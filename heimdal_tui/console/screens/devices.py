@@ -100,7 +100,7 @@ class DevicesScreen(SensorScreen):
         line = f"{len(shown)} of {len(state.devices)} devices   sorted by {self.sort_key} {arrow}"
         if self.words:
             line += f"   filter: {' '.join(self.words)}"
-        self.query_one("#devices-line", Label).update(fmt.plain(line))
+        self.query_one("#devices-line", Label).update(fmt.plain(line), layout=False)
 
     @staticmethod
     def _cell(d: DeviceRow, ago: str, column: int) -> Cell:

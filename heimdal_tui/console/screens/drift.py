@@ -95,7 +95,7 @@ class DriftScreen(SensorScreen):
             line += f"{worst.name} {worst.score:.2f}"
         else:
             line = "no drift scored yet: devices are scored every 5 minutes of capture time once their baseline is mature"
-        self.query_one("#drift-line", Label).update(fmt.plain(line))
+        self.query_one("#drift-line", Label).update(fmt.plain(line), layout=False)
 
     def action_accept(self) -> None:
         key = self.table.cursor_key

@@ -63,7 +63,7 @@ class OverviewScreen(SensorScreen):
     def redraw(self, state: ConsoleState, changed: set[str]) -> None:
         palette = colours(self.app.theme_variables)
         if changed & {"status", "sync", "alerts"}:
-            self.query_one("#tiles", Static).update(tiles(state.status, palette))
+            self.query_one("#tiles", Static).update(tiles(state.status, palette), layout=False)
         if "status" in changed and state.status is not None:
             self.query_one("#traffic", Sparkline).data = list(state.status.pps_history) or [0.0]
         if "devices" in changed:

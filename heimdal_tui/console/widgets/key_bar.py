@@ -64,7 +64,7 @@ class KeyBar(Static):
         for key, description, enabled in line:
             text.append(key, style=f"bold {palette.get('accent', '')}" if enabled else "dim")
             text.append(f" {description}  ", style="" if enabled else "dim")
-        self.update(text)
+        self.update(text, layout=False)  # always one line
 
     def restyle(self) -> None:
         """Draw again in the current theme's colours."""

@@ -23,7 +23,8 @@ class SensorBar(Static):
     """
 
     def show_status(self, status: SensorStatus | None) -> None:
-        self.update(describe(status, colours(self.app.theme_variables)))
+        # One line whatever it says: no layout pass (that would cost a whole-screen reflow 4x/s).
+        self.update(describe(status, colours(self.app.theme_variables)), layout=False)
 
 
 def describe(status: SensorStatus | None, colours: dict[str, str]) -> Text:
