@@ -72,6 +72,7 @@ class Terminal:
             os.execvp(sys.executable, [sys.executable, "-m", "heimdal_tui", *args])
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         self.text = b""
+        self.last = b""  # the last few screens' worth, never cleared
 
     def read(self, timeout: float) -> bool:
         ready, _, _ = select.select([self.fd], [], [], timeout)
@@ -81,7 +82,9 @@ class Terminal:
             chunk = os.read(self.fd, 1 << 16)
         except OSError:
             return False
-        self.text = (self.text + _ESCAPES.sub(b"", chunk))[-200_000:]
+        plain = _ESCAPES.sub(b"", chunk)
+        self.text = (self.text + plain)[-200_000:]
+        self.last = (self.last + plain)[-20_000:]
         return True
 
     def wait_for(self, pattern: bytes, timeout: float = 30.0) -> float | None:
@@ -133,7 +136,10 @@ def keypress_latencies(capture: Path, presses: int, config: Path) -> tuple[list[
             if b"finished" in term.text:
                 break
             settle(term, 0.2)
-            if key in ("2", "3"):
+            # The devices table of this capture always has rows, so a cursor key always moves the
+            # highlight (on an empty or short table it would change nothing, and the next status
+            # line would be mistaken for the answer).
+            if key == "2" and re.search(rb"[0-9]{3,} of [0-9,]+ devices", term.text + term.last):
                 for arrow in ("\x1b[B", "\x1b[B", "\x1b[A"):
                     term.text = b""
                     written = time.perf_counter()
