@@ -30,7 +30,9 @@ def test_sync_screen_shows_the_queue_and_drives_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HEIMDAL_ASGARD_API_KEY", API_KEY)
     config = tmp_path / "config.toml"
     config.write_text(f'[asgard]\nurl = "{server.url}"\nbackoff_initial = 30.0\nbackoff_max = 60.0\n')
-    spec = SensorSpec(replay=(str(INCIDENTS),), speed=None, config_path=config, data_dir=tmp_path / "data", sync=True)
+    spec = SensorSpec(
+        replay=(str(INCIDENTS),), speed=None, config_path=config, data_dir=tmp_path / "data", sync=True
+    )
     app, built = make_local_console(spec)
     built.session.start()
     link = built.session.sync
@@ -43,7 +45,9 @@ def test_sync_screen_shows_the_queue_and_drives_it(tmp_path, monkeypatch):
     async def run() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.press("5")
-            await _until(lambda: (app.state.sync or {}).get("depth", 0) > 0 and (app.state.sync or {}).get("items"))
+            await _until(
+                lambda: (app.state.sync or {}).get("depth", 0) > 0 and (app.state.sync or {}).get("items")
+            )
             screen = app.screen
             assert isinstance(screen, SyncScreen)
             await pilot.pause(0.5)
