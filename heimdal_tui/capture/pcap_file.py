@@ -7,11 +7,12 @@ damage, and the damage is reported in ``warnings``.
 
 from __future__ import annotations
 
+import io
+import mmap
 import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import numpy as np
 
@@ -143,7 +144,9 @@ class CaptureFile:
                     return
                 chunks.keep(buf, pos)
 
-    def _batch(self, buf: bytes, pos: np.ndarray, order: str, divisor: float, linktype: int) -> FrameBatch:
+    def _batch(
+        self, buf: memoryview, pos: np.ndarray, order: str, divisor: float, linktype: int
+    ) -> FrameBatch:
         count = int(pos.shape[0])
         self.frames_read += count
         data = np.frombuffer(buf, dtype=np.uint8)
@@ -269,7 +272,7 @@ class CaptureFile:
                 chunks.keep(buf, pos)
 
     @staticmethod
-    def _parse_idb(buf: bytes, body: int, end: int, order: str) -> _Interface:
+    def _parse_idb(buf: memoryview, body: int, end: int, order: str) -> _Interface:
         linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", buf, body)
         iface = _Interface(linktype=linktype, snaplen=snaplen)
         opt = body + 8
@@ -293,25 +296,30 @@ class _Chunks:
     The cut record is read again with the next chunk (a seek back by less than one record) rather
     than copied in front of it, which would copy the whole chunk; the chunk after it is exactly the
     cut bytes plus ``size`` new ones, as if joined. A file that cannot seek joins.
+
+    Each chunk is read into an anonymous memory map of its own, unmapped as soon as the last frame
+    batch referring to it is gone. A chunk allocated on the heap instead stays in the process's
+    memory as a hole once freed (later small allocations pin the heap above it), and peak memory
+    grows with every chunk that lands at a different place.
     """
 
-    def __init__(self, f: BinaryIO, size: int) -> None:
+    def __init__(self, f: io.BufferedReader, size: int) -> None:
         self.f = f
         self.size = size
         self.seekable = f.seekable()
         self.carry = b""
         self.again = 0  # bytes before the file position that the next chunk starts with
 
-    def next(self) -> tuple[bytes, bool]:
+    def next(self) -> tuple[memoryview, bool]:
         """The next chunk, and whether the file ends with it."""
         again, self.again = self.again, 0
-        block = self.f.read(self.size + again)
-        eof = len(block) - again < self.size
-        if self.carry:
-            block, self.carry = self.carry + block, b""
-        return block, eof
+        carry, self.carry = self.carry, b""
+        area = memoryview(mmap.mmap(-1, len(carry) + self.size + again))
+        area[: len(carry)] = carry
+        got = self.f.readinto(area[len(carry) :]) or 0
+        return area[: len(carry) + got], got - again < self.size
 
-    def keep(self, buf: bytes, pos: int) -> None:
+    def keep(self, buf: memoryview, pos: int) -> None:
         """``buf[pos:]`` (the start of a record) is still to be read."""
         rest = len(buf) - pos
         if not rest:
@@ -320,7 +328,7 @@ class _Chunks:
             self.f.seek(-rest, os.SEEK_CUR)
             self.again = rest
         else:
-            self.carry = buf[pos:]
+            self.carry = bytes(buf[pos:])
 
 
 def sniff_format(path: str, head: bytes) -> str:

@@ -131,9 +131,13 @@ class DecodedBatch:
     def error_count(self) -> int:
         return sum(self.errors.values())
 
+    def columns(self) -> dict[str, np.ndarray]:
+        """The header columns handed on (``PACKET_COLUMNS``), by name."""
+        return {name: getattr(self, name) for name in PACKET_COLUMNS}
+
     def to_frame(self) -> pl.DataFrame:
         """The header columns as a polars DataFrame (zero-copy for numeric columns)."""
-        return pl.DataFrame({name: getattr(self, name) for name in PACKET_COLUMNS})
+        return pl.DataFrame(self.columns())
 
     def payload(self, row: int) -> bytes:
         start = int(self.payload_off[row])

@@ -20,6 +20,7 @@ TABLES = ("destinations", "domains", "services", "protocols", "countries")
 # Tables whose known items no detector looks at: only the novel ones are kept as items.
 NOVEL_TABLES = ("destinations", "services", "protocols")
 DRIFT_TABLES = ("destinations", "services", "protocols", "countries")
+DRIFT_INTERVAL = 300.0  # seconds of capture time per drift point
 
 
 def hour_of(ts: float) -> int:
@@ -168,7 +169,8 @@ class BatchActivity(Mapping[int, Activity]):
     - ``countries``: the first row of each (device, country, learned);
     - ``minutes``: the completed minutes;
     - ``unlearned[table]`` (destinations, services, protocols, countries): every row the baselines
-      did not learn, known or not (drift's input).
+      did not learn, known or not, and each item again at its first time in each further drift
+      interval the batch spans (drift's input: the items each device used in each interval).
 
     As a mapping, device -> :class:`Activity` (made when first asked for).
     """

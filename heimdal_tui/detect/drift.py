@@ -22,6 +22,7 @@ from heimdal_tui.detect.activity import Activity, BatchActivity, Item, Minute, U
 from heimdal_tui.detect.learning import BaselineBook
 
 HISTORY_POINTS = 96
+DRIFT_GRACE = 60.0  # seconds an interval stays open after its end, for the answers of its flows
 MAX_PENDING = 256
 WEIGHTS = {"destinations": 0.3, "services": 0.2, "protocols": 0.15, "countries": 0.2, "volume": 0.15}
 
@@ -135,12 +136,20 @@ def _point(row: Mapping[str, Any]) -> DriftPoint:
 
 
 class DriftTracker:
-    def __init__(self, book: BaselineBook, interval: float = 300.0) -> None:
+    """Drift points per device, one per interval of ``book.drift_interval`` seconds (the book cuts
+    its rows by the same intervals). An interval is scored once, ``grace`` seconds of capture time
+    after it ends: a service counts when its flow is answered, and the answer can come that long
+    after the flow's first packet, whose time the row carries. Rows for an interval already scored
+    are left out of it (their novel items still become pending)."""
+
+    def __init__(self, book: BaselineBook, grace: float = DRIFT_GRACE) -> None:
         self.book = book
-        self.interval = interval
+        self.interval = book.drift_interval
+        self.grace = grace
         self.history: dict[int, deque[DriftPoint]] = {}
         self.pending: dict[int, PendingDrift] = {}
         self._intervals: dict[int, _Interval] = {}  # interval index -> what was seen in it
+        self._scored_before: int | None = None  # the intervals before this index are scored
 
     def observe(
         self, activity: Mapping[int, Activity], now: float, unlearned: dict[str, Unlearned] | None = None
@@ -178,21 +187,24 @@ class DriftTracker:
                 [m.bytes_out for _, m in rows_of],
                 [m.bytes_in for _, m in rows_of],
             )
-        return self._close(int(now // self.interval))
+        return self._close(int((now - self.grace) // self.interval))
 
     def _add_minutes(
         self, devices: list[int], starts: list[float], out_bytes: list[float], in_bytes: list[float]
     ) -> None:
         interval = self.interval
+        scored = self._scored_before
         pending_of = self.pending
         for device, start, out, inb in zip(devices, starts, out_bytes, in_bytes, strict=True):
-            volumes = self._interval(int(start // interval)).volume
-            volume = volumes.get(device)
-            if volume is None:
-                volume = volumes[device] = _Volume()
-            volume.bytes_out += out
-            volume.minutes += 1
-            volume.hour = hour_of(start)
+            slot = int(start // interval)
+            if scored is None or slot >= scored:
+                volumes = self._interval(slot).volume
+                volume = volumes.get(device)
+                if volume is None:
+                    volume = volumes[device] = _Volume()
+                volume.bytes_out += out
+                volume.minutes += 1
+                volume.hour = hour_of(start)
             pending = pending_of.get(device)
             if pending is None:
                 pending = pending_of[device] = PendingDrift()
@@ -222,7 +234,10 @@ class DriftTracker:
                         list(compress(rows.novel, mine)),
                     )
                 )
+        scored = self._scored_before
         for slot, devices, values, novel in parts:
+            if scored is not None and slot < scored:
+                continue  # scored already (a late answer, or a flow that ended long after it began)
             seen = self._interval(slot)
             known = seen.known.get(table)
             if known is None:
@@ -269,8 +284,13 @@ class DriftTracker:
         return self._close(None)
 
     def _close(self, before_slot: int | None) -> list[tuple[int, DriftPoint]]:
+        """Score the intervals before ``before_slot`` (all for None), once each."""
+        if before_slot is None:
+            before_slot = max(self._intervals, default=-1) + 1
+        if self._scored_before is None or before_slot > self._scored_before:
+            self._scored_before = before_slot
         points = []
-        for slot in sorted(s for s in self._intervals if before_slot is None or s < before_slot):
+        for slot in sorted(s for s in self._intervals if s < before_slot):
             seen = self._intervals.pop(slot)
             devices: set[int] = set(seen.volume)
             for per_device in (*seen.known.values(), *seen.novel.values()):
@@ -287,8 +307,10 @@ class DriftTracker:
         return points
 
     def _score(self, device: int, seen: _Interval, now: float) -> DriftPoint | None:
+        """The device's point for the interval ending at ``now``: none unless its baseline was
+        mature before then (what the batch's time says about maturity does not matter)."""
         base = self.book.baselines.get(device)
-        if base is None or not self.book.mature(device):
+        if base is None or self.book.mature_at(device) >= now:
             return None
         features: dict[str, float] = {}
         for table in _TABLES:

@@ -5,6 +5,12 @@ names and countries, services served (answered); from the packets, in two polars
 together: each device's protocols and its bytes out and in per minute (kept open until capture
 time moves past the minute); from the DNS queries: the registered domains asked for. Text forms
 (addresses, service and protocol labels, domains) are made once each and remembered (bounded).
+
+The detectors and the baselines take each item once per batch, at its first time. Drift asks
+which items each device used in each drift interval, whatever the batch holds: when a batch spans
+several intervals, the item's first time in each later interval is given too, apart, as a
+*repeat* (drift's input only), so that a batch holding a whole capture gives drift what one batch
+per interval would.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from heimdal_tui.decode.app.dns import DnsMessage
-from heimdal_tui.detect.activity import TABLES, MinuteRows, Rows
+from heimdal_tui.detect.activity import DRIFT_INTERVAL, DRIFT_TABLES, TABLES, MinuteRows, Rows
 from heimdal_tui.detect.answers import AnswerWatch
 from heimdal_tui.detect.baseline import MINUTE, registered_domain
 from heimdal_tui.detect.context import BatchContext
@@ -95,6 +101,18 @@ def _firsts(mask: np.ndarray, *keys: np.ndarray) -> np.ndarray:
     return np.sort(rows[order[start]])
 
 
+def _repeats(mask: np.ndarray, slots: np.ndarray | None, firsts: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """Indices, ascending, of the rows where ``mask`` holds that come first among the rows of their
+    key in their drift interval (``slots``), leaving out ``firsts`` (the first of each key in the
+    batch); empty when ``slots`` is None (the batch's rows lie in one interval)."""
+    if slots is None or firsts.shape[0] == 0:
+        return _NONE
+    return np.setdiff1d(_firsts(mask, *keys, slots), firsts, assume_unique=True)
+
+
+_NONE = np.zeros(0, dtype=np.intp)
+
+
 class _OpenMinutes:
     """Bytes out and in per (device, minute) of the minutes not complete yet: columns sorted by
     device then minute, merged a batch at a time."""
@@ -142,8 +160,9 @@ class _OpenMinutes:
 class Extractor:
     """Turns batches into per-table :class:`Rows` and completed minutes."""
 
-    def __init__(self, countries: CountryLookup) -> None:
+    def __init__(self, countries: CountryLookup, interval: float = DRIFT_INTERVAL) -> None:
         self.countries = countries
+        self.interval = interval  # drift's interval: repeats are cut by it
         self.open_minutes = _OpenMinutes()
         self.answers = AnswerWatch()
         self._texts: dict[tuple[int, int], str] = {}
@@ -152,14 +171,23 @@ class Extractor:
         self._services: dict[tuple[int, int, bool], str] = {}
         self._domain = _memo1(registered_domain)
 
-    def rows(self, ctx: BatchContext) -> tuple[dict[str, Rows], list[list[int]]]:
-        """The batch's rows per table, and the devices in the order they were met (per step)."""
+    def rows(self, ctx: BatchContext) -> tuple[dict[str, Rows], dict[str, Rows], list[list[int]]]:
+        """The batch's rows per table, the repeats per drift table (each item's first time in each
+        later drift interval the batch spans), and the devices in the order they were met (per step)."""
         rows = {table: Rows() for table in TABLES}
+        repeats = {table: Rows() for table in DRIFT_TABLES}
         order: list[list[int]] = []
-        self._flows(ctx, rows, order)
-        self._packets(ctx, rows, order)
+        self._flows(ctx, rows, repeats, order)
+        self._packets(ctx, rows, repeats, order)
         self._dns(ctx, rows, order)
-        return rows, order
+        return rows, repeats, order
+
+    def _slots(self, ts: np.ndarray) -> np.ndarray | None:
+        """The drift interval of each time, or None when they all lie in one (the usual batch)."""
+        interval = self.interval
+        if ts.shape[0] <= 1 or ts.min() // interval == ts.max() // interval:
+            return None
+        return (ts // interval).astype(np.int64)
 
     def minutes_before(self, minute: int | None) -> MinuteRows:
         """The open minutes before ``minute`` (all for None), now complete, taken out."""
@@ -201,7 +229,9 @@ class Extractor:
             label = self._labels[key] = protocol_label(eth_type, proto)
         return label
 
-    def _flows(self, ctx: BatchContext, rows: dict[str, Rows], order: list[list[int]]) -> None:
+    def _flows(
+        self, ctx: BatchContext, rows: dict[str, Rows], repeats: dict[str, Rows], order: list[list[int]]
+    ) -> None:
         # New flows give destinations at once; services count once answered: in the flow's first
         # batch, when the answer comes in a later one (the answer watch), or when the flow ends (a
         # scan probe answered by a reset is not a service).
@@ -234,27 +264,16 @@ class Extractor:
         cols = {name: column[by_time] for name, column in cols.items()}
         replied = _answered(cols)
         orig_dev, resp_dev, proto, port = cols["orig_dev"], cols["resp_dev"], cols["proto"], cols["resp_p"]
-        text, service = self._text, self._service
-        services = rows["services"]
+        slots = self._slots(cols["first_ts"])
 
-        used = _firsts((orig_dev != 0) & replied & ((proto == 6) | (proto == 17)), orig_dev, proto, port)
+        using = (orig_dev != 0) & replied & ((proto == 6) | (proto == 17))
+        used = _firsts(using, orig_dev, proto, port)
         if used.shape[0]:
-            devices = orig_dev[used].tolist()
-            services.add(
-                devices,
-                [
-                    service(p, n, False)
-                    for p, n in zip(proto[used].tolist(), port[used].tolist(), strict=True)
-                ],
-                cols["first_ts"][used].tolist(),
-                [
-                    text(h, lo)
-                    for h, lo in zip(
-                        cols["resp_hi"][used].tolist(), cols["resp_lo"][used].tolist(), strict=True
-                    )
-                ],
-            )
-            order.append(devices)
+            self._service_rows(rows["services"], cols, used, "orig_dev", "resp", False)
+            order.append(orig_dev[used].tolist())
+            again = _repeats(using, slots, used, orig_dev, proto, port)
+            if again.shape[0]:
+                self._service_rows(repeats["services"], cols, again, "orig_dev", "resp", False)
 
         hi, lo = cols["resp_hi"], cols["resp_lo"]
         remote = (orig_dev != 0) & (resp_dev == 0) & ~cols["answer_only"]
@@ -262,62 +281,95 @@ class Extractor:
             remote &= ctx.locality.unicast(hi.astype(np.uint64), lo.astype(np.uint64))
         picked = _firsts(remote, orig_dev, hi, lo)
         if picked.shape[0]:
-            devices = orig_dev[picked].tolist()
-            ts = cols["first_ts"][picked].tolist()
-            his, los = hi[picked].tolist(), lo[picked].tolist()
-            peers = [text(h, lo_) for h, lo_ in zip(his, los, strict=True)]
-            rows["destinations"].add(devices, peers, ts, peers)
-            peer_name, domain_of, country_of = ctx.peer_name, self._domain, self.countries.country
-            domains, countries = rows["domains"], rows["countries"]
-            for device, h, lo_, t, peer in zip(devices, his, los, ts, peers, strict=True):
+            order.append(self._destination_rows(ctx, rows, cols, picked, with_domains=True))
+            again = _repeats(remote, slots, picked, orig_dev, hi, lo)
+            if again.shape[0]:
+                self._destination_rows(ctx, repeats, cols, again, with_domains=False)
+
+        serving = (resp_dev != 0) & replied
+        served = _firsts(serving, resp_dev, proto, port)
+        if served.shape[0]:
+            self._service_rows(rows["services"], cols, served, "resp_dev", "orig", True)
+            order.append(resp_dev[served].tolist())
+            again = _repeats(serving, slots, served, resp_dev, proto, port)
+            if again.shape[0]:
+                self._service_rows(repeats["services"], cols, again, "resp_dev", "orig", True)
+
+    def _service_rows(
+        self,
+        services: Rows,
+        cols: dict[str, np.ndarray],
+        picked: np.ndarray,
+        device: str,
+        peer: str,
+        served: bool,
+    ) -> None:
+        """Rows of the services the flows ``picked`` used (``served``: served), named by the
+        ``device`` column, the ``peer`` side's address for context."""
+        service, text = self._service, self._text
+        services.add(
+            cols[device][picked].tolist(),
+            [
+                service(p, n, served)
+                for p, n in zip(cols["proto"][picked].tolist(), cols["resp_p"][picked].tolist(), strict=True)
+            ],
+            cols["first_ts"][picked].tolist(),
+            [
+                text(h, lo)
+                for h, lo in zip(
+                    cols[f"{peer}_hi"][picked].tolist(), cols[f"{peer}_lo"][picked].tolist(), strict=True
+                )
+            ],
+        )
+
+    def _destination_rows(
+        self,
+        ctx: BatchContext,
+        rows: dict[str, Rows],
+        cols: dict[str, np.ndarray],
+        picked: np.ndarray,
+        with_domains: bool,
+    ) -> list[int]:
+        """Destination rows of the flows ``picked``, with their countries (and the names behind
+        them ``with_domains``); returns the devices, row by row."""
+        devices = cols["orig_dev"][picked].tolist()
+        ts = cols["first_ts"][picked].tolist()
+        his, los = cols["resp_hi"][picked].tolist(), cols["resp_lo"][picked].tolist()
+        text = self._text
+        peers = [text(h, lo_) for h, lo_ in zip(his, los, strict=True)]
+        rows["destinations"].add(devices, peers, ts, peers)
+        peer_name, domain_of, country_of = ctx.peer_name, self._domain, self.countries.country
+        domains, countries = rows.get("domains"), rows["countries"]
+        for device, h, lo_, t, peer in zip(devices, his, los, ts, peers, strict=True):
+            if with_domains and domains is not None:
                 name = peer_name(h, lo_)
                 if name:
                     domains.devices.append(device)
                     domains.values.append(domain_of(name))
                     domains.ts.append(t)
                     domains.peers.append(peer)
-                country = country_of(h, lo_)
-                if country:
-                    countries.devices.append(device)
-                    countries.values.append(country)
-                    countries.ts.append(t)
-                    countries.peers.append(peer)
-            order.append(devices)
+            country = country_of(h, lo_)
+            if country:
+                countries.devices.append(device)
+                countries.values.append(country)
+                countries.ts.append(t)
+                countries.peers.append(peer)
+        return devices
 
-        served = _firsts((resp_dev != 0) & replied, resp_dev, proto, port)
-        if served.shape[0]:
-            devices = resp_dev[served].tolist()
-            services.add(
-                devices,
-                [
-                    service(p, n, True)
-                    for p, n in zip(proto[served].tolist(), port[served].tolist(), strict=True)
-                ],
-                cols["first_ts"][served].tolist(),
-                [
-                    text(h, lo_)
-                    for h, lo_ in zip(
-                        cols["orig_hi"][served].tolist(), cols["orig_lo"][served].tolist(), strict=True
-                    )
-                ],
-            )
-            order.append(devices)
-
-    def _packets(self, ctx: BatchContext, rows: dict[str, Rows], order: list[list[int]]) -> None:
-        """Protocols per device (first time each in the batch) and bytes per device and minute, in
-        two group_bys run together."""
+    def _packets(
+        self, ctx: BatchContext, rows: dict[str, Rows], repeats: dict[str, Rows], order: list[list[int]]
+    ) -> None:
+        """Protocols per device (first time each in the batch; and in each later drift interval
+        when the batch spans several) and bytes per device and minute, in group_bys run together."""
         packets = ctx.packets
         if packets.height == 0:
             return
         frame = packets.lazy()
-        protocols = (
-            frame.filter(pl.col("src_dev") != 0)
-            .group_by("src_dev", "eth_type", "proto")
-            .agg(pl.col("ts").min())
-            # group_by's order is arbitrary: first seen first, so the same capture gives the same
-            # items (two rows can share a label: udp over IPv4 and over IPv6).
-            .sort("ts", "src_dev", "eth_type", "proto")
-        )
+        sending = frame.filter(pl.col("src_dev") != 0)
+        key = ("src_dev", "eth_type", "proto")
+        # group_by's order is arbitrary: first seen first, so the same capture gives the same
+        # items (two rows can share a label: udp over IPv4 and over IPv6).
+        protocols = sending.group_by(*key).agg(pl.col("ts").min()).sort("ts", *key)
         minute = (pl.col("ts") / MINUTE).floor().cast(pl.Int64).alias("minute")
         wire = pl.col("wire_len").cast(pl.Float64)
         zero = pl.lit(0.0, dtype=pl.Float64)
@@ -335,22 +387,34 @@ class Extractor:
             .group_by("dev", "minute")
             .agg(pl.col("out").sum(), pl.col("in").sum())
         )
-        seen, totals = pl.collect_all([protocols, volume])
-        devices = seen["src_dev"].to_list()
-        label = self._protocol
-        rows["protocols"].add(
-            devices,
-            [label(e, p) for e, p in zip(seen["eth_type"].to_list(), seen["proto"].to_list(), strict=True)],
-            seen["ts"].to_list(),
-            [None] * len(devices),
-        )
-        order.append(devices)
+        queries = [protocols, volume]
+        ts = packets["ts"]
+        interval = self.interval
+        if ts.min() // interval != ts.max() // interval:  # type: ignore[operator]
+            slot = (pl.col("ts") / interval).floor().cast(pl.Int64).alias("slot")
+            per_interval = sending.group_by(*key, slot).agg(pl.col("ts").min())
+            queries.append(per_interval.filter(pl.col("ts") > pl.col("ts").min().over(*key)).sort("ts", *key))
+        seen, totals, *again = pl.collect_all(queries)
+        order.append(self._protocol_rows(rows["protocols"], seen))
+        if again:
+            self._protocol_rows(repeats["protocols"], again[0])
         self.open_minutes.add(
             totals["dev"].to_numpy(),
             totals["minute"].to_numpy(),
             totals["out"].to_numpy(),
             totals["in"].to_numpy(),
         )
+
+    def _protocol_rows(self, protocols: Rows, seen: pl.DataFrame) -> list[int]:
+        devices = seen["src_dev"].to_list()
+        label = self._protocol
+        protocols.add(
+            devices,
+            [label(e, p) for e, p in zip(seen["eth_type"].to_list(), seen["proto"].to_list(), strict=True)],
+            seen["ts"].to_list(),
+            [None] * len(devices),
+        )
+        return devices
 
     def _dns(self, ctx: BatchContext, rows: dict[str, Rows], order: list[list[int]]) -> None:
         domain_of = self._domain

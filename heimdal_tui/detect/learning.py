@@ -6,7 +6,8 @@ baselines are created for newcomers; the rows seen before their device's maturit
 (tight loops over columns, skipped once every device of the batch is mature); each unlearned row is
 checked against its device's baseline once. What a detector can act on is kept: the rows a baseline
 does not hold (new destinations, services, protocols), the names behind new destinations, the first
-row of each country, the completed minutes; every unlearned row goes to drift.
+row of each country, the completed minutes; every unlearned row goes to drift, with the repeats
+(an item's first time in each later drift interval of a batch spanning several: drift's only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from itertools import chain, compress
 import numpy as np
 
 from heimdal_tui.detect.activity import (
+    DRIFT_INTERVAL,
     DRIFT_TABLES,
     NOVEL_TABLES,
     TABLES,
@@ -60,6 +62,7 @@ class BaselineBook:
         settings: LearningSettings | None = None,
         countries: CountryLookup | None = None,
         profiles: dict[str, GoldenProfile] | None = None,
+        drift_interval: float = DRIFT_INTERVAL,
     ) -> None:
         self.settings = settings or LearningSettings()
         self.countries = countries or CountryLookup()
@@ -68,7 +71,8 @@ class BaselineBook:
         self.sensor_start: float | None = None
         self.now = 0.0
         self.activity = BatchActivity()
-        self.extract = Extractor(self.countries)
+        self.drift_interval = drift_interval
+        self.extract = Extractor(self.countries, drift_interval)
         self.loaded = False  # baselines came from a file/store: treat them as mature
         self.loaded_devices: set[int] = set()
         self.busy_seconds = 0.0
@@ -124,7 +128,7 @@ class BaselineBook:
             first = float(ctx.packets["ts"].min())  # type: ignore[arg-type]
             self.sensor_start = first if self.sensor_start is None else min(self.sensor_start, first)
         self.now = max(self.now, ctx.now)
-        rows, order = self.extract.rows(ctx)
+        rows, repeats, order = self.extract.rows(ctx)
         minutes = self.extract.minutes_before(int(self.now // MINUTE))
         # Device order: as the items were met (it decides which baseline is created first).
         devices = list(dict.fromkeys(chain(*order, minutes.devices.tolist(), ctx.new_devices)))
@@ -142,6 +146,9 @@ class BaselineBook:
             novel_rows, unlearned[table] = self._check(table, rows[table], bases)
             if table in NOVEL_TABLES:
                 novel[table] = novel_rows
+            again = repeats[table]
+            if again.devices:
+                unlearned[table] = _with_repeats(table, unlearned[table], again, bases, until)
         self._learn_minutes(minutes, bases, until, latest)
         activity = BatchActivity(
             devices,
@@ -321,6 +328,26 @@ class BaselineBook:
             self.baselines[base.device] = base
         self.loaded = True
         self.loaded_devices = set(self.baselines)
+
+
+def _with_repeats(
+    table: str, unlearned: Unlearned, repeats: Rows, bases: dict[int, Baseline], until: dict[int, float]
+) -> Unlearned:
+    """``unlearned`` and the repeats not seen before their device's maturity (those are neither
+    learned nor drift's: the baseline took the item's first time in the batch), flagged alike."""
+    mine = [ts >= until[device] for device, ts in zip(repeats.devices, repeats.ts, strict=True)]
+    if True not in mine:
+        return unlearned
+    repeats = repeats.take(mine)
+    held = {device: getattr(bases[device], table) for device in dict.fromkeys(repeats.devices)}
+    flags = [value not in held[device] for device, value in zip(repeats.devices, repeats.values, strict=True)]
+    return Unlearned(
+        unlearned.devices + repeats.devices,
+        unlearned.values + repeats.values,
+        unlearned.ts + repeats.ts,
+        unlearned.peers + repeats.peers,
+        unlearned.novel + flags,
+    )
 
 
 def _names_behind(domains: Rows, destinations: Rows) -> Rows:

@@ -265,6 +265,11 @@ class DeviceDirectory:
             if name:
                 self._set_hostname(int(device), 0, "dns", name)
 
+    def take_pending_sightings(self) -> list[tuple[int, str, str, float]]:
+        """The (device, name, kind, ts) sightings since the last call."""
+        rows, self.pending_names = self.pending_names, []
+        return rows
+
     def take_pending_names(self) -> pl.DataFrame:
         rows, self.pending_names = self.pending_names, []
         if not rows:

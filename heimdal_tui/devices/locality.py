@@ -12,6 +12,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -86,6 +87,11 @@ class Locality:
         """Unicast addresses inside the local networks."""
         return _member(self._local, hi, lo) & self.unicast(hi, lo)
 
+    def classify(self, hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`unicast`, :meth:`local`) at once."""
+        unicast = self.unicast(hi, lo)
+        return unicast, _member(self._local, hi, lo) & unicast
+
     def is_local(self, address: str) -> bool:
         value = int(_as_v6(address).network_address)
         return self.pair_is_local(value >> 64, value & _MASK64)
@@ -107,7 +113,15 @@ def mac_is_unicast(mac: np.ndarray) -> np.ndarray:
 
 def address_text(hi: int, lo: int) -> str:
     """Text form of an address pair: dotted IPv4 for IPv4-mapped addresses, else IPv6."""
-    addr = ipaddress.IPv6Address((int(hi) << 64) | int(lo))
+    hi, lo = int(hi), int(lo)
+    if hi == 0 and lo >> 32 == 0xFFFF:
+        return socket.inet_ntop(socket.AF_INET, (lo & 0xFFFFFFFF).to_bytes(4, "big"))
+    return _ipv6_text(hi, lo)
+
+
+@lru_cache(maxsize=16384)
+def _ipv6_text(hi: int, lo: int) -> str:
+    addr = ipaddress.IPv6Address((hi << 64) | lo)
     mapped = addr.ipv4_mapped
     return str(mapped) if mapped is not None else str(addr)
 

@@ -16,7 +16,7 @@ Memory bounds (all configurable through :class:`DeviceLimits`):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,17 +102,21 @@ def protocol_labels(eth_type: np.ndarray, proto: np.ndarray) -> np.ndarray:
 
 def _protocol_ids(eth_type: np.ndarray, proto: np.ndarray) -> tuple[list[str], np.ndarray]:
     """The distinct protocol labels of the rows, and each row's index into them."""
-    codes = (eth_type.astype(np.int64) << 16) | (proto.astype(np.int64) & 0xFFFF)
-    unique, inverse = np.unique(codes, return_inverse=True)
+    # A label depends on the IP protocol (IPv4/IPv6 frames) or on the EtherType (others): one small
+    # code per label input, so the distinct ones come from a count instead of a sort.
+    ip = (eth_type == ETH_IPV4) | (eth_type == ETH_IPV6)
+    codes = np.where(ip, proto & 0xFF, 256 + (eth_type & 0xFFFF))
+    present = np.flatnonzero(np.bincount(codes, minlength=256 + 0x10000))
     labels: list[str] = []
     index: dict[str, int] = {}
-    ids = np.empty(unique.shape[0], dtype=np.int64)
-    for i, code in enumerate(unique.tolist()):
-        label = protocol_label(code >> 16, code & 0xFFFF)
-        ids[i] = index.setdefault(label, len(labels))
-        if ids[i] == len(labels):
+    lookup = np.zeros(256 + 0x10000, dtype=np.int64)
+    for code in present.tolist():
+        label = protocol_label(ETH_IPV4, code) if code < 256 else protocol_label(code - 256, -1)
+        if label not in index:
+            index[label] = len(labels)
             labels.append(label)
-    return labels, ids[inverse.reshape(-1)]
+        lookup[code] = index[label]
+    return labels, lookup[codes]
 
 
 @dataclass
@@ -208,6 +212,77 @@ def _merge(
     return both.group_by(keys).agg(aggs).select(state.columns)
 
 
+def _over_cap(frame: pl.DataFrame, limit: int) -> bool:
+    """Whether some device has more than ``limit`` rows in ``frame``."""
+    if frame.height <= limit:
+        return False
+    return int(frame.group_by("device").len()["len"].max()) > limit  # type: ignore[arg-type]
+
+
+class _Rolling:
+    """A state table folded from per-batch aggregates lazily: merged when read, or once the queued
+    aggregates hold as many rows as the table.
+
+    Folding a batch in rewrites the whole table (a concat and a group_by), so doing it every batch
+    costs time and memory in proportion to the table, which grows with the capture; folding many
+    batches at once costs one rewrite. Every merge here is a min/max/sum by key, so the result is
+    the same. A per-device cap is the one step that depends on when it runs: when the batches
+    folded together would exceed it, they are folded again one by one, capping after each, as if
+    merged batch by batch.
+    """
+
+    MIN_QUEUE = 4096  # rows queued before a merge even while the table is small
+
+    def __init__(
+        self,
+        schema: dict[str, type[pl.DataType]],
+        merge: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame],
+        cap: tuple[Callable[[pl.DataFrame], bool], Callable[[pl.DataFrame], pl.DataFrame]] | None,
+    ) -> None:
+        self.frame = _empty(schema)
+        self.merge = merge
+        self.cap = cap
+        self.queue: list[pl.DataFrame] = []
+        self.queued = 0
+
+    def add(self, batch: pl.DataFrame) -> None:
+        if batch.height == 0:
+            return
+        self.queue.append(batch)
+        self.queued += batch.height
+        if self.queued >= max(self.frame.height, self.MIN_QUEUE):
+            self.flush()
+
+    def get(self) -> pl.DataFrame:
+        self.flush()
+        return self.frame
+
+    def set(self, frame: pl.DataFrame) -> None:
+        self.flush()
+        self.frame = frame
+
+    def flush(self) -> None:
+        if not self.queue:
+            return
+        queue, self.queue, self.queued = self.queue, [], 0
+        merged = self.merge(
+            self.frame, pl.concat(queue, how="vertical_relaxed") if len(queue) > 1 else queue[0]
+        )
+        if self.cap is not None:
+            over, cap = self.cap
+            if over(merged):
+                if len(queue) > 1:
+                    # Some device went over its cap in these batches: fold them as they came.
+                    merged = self.frame
+                    for batch in queue:
+                        merged = self.merge(merged, batch)
+                        if over(merged):
+                            merged = cap(merged)
+                else:
+                    merged = cap(merged)
+        self.frame = merged
+
+
 class DeviceTable:
     """Local devices and what they do; fed decoded packets, flows and application observations."""
 
@@ -216,13 +291,34 @@ class DeviceTable:
         self.limits = limits or DeviceLimits()
         self.devices = _empty(_DEVICE_SCHEMA)
         self.ips = _empty(_IP_SCHEMA)
-        self.peers = _empty(_PEER_SCHEMA)
-        self.ports = _empty(_PORT_SCHEMA)
-        self.protocols = _empty(_PROTO_SCHEMA)
-        self.names = _empty(_NAME_SCHEMA)
-        self.history = _empty(_HISTORY_SCHEMA)
+        # The larger per-device tables fold batches in lazily (see _Rolling).
+        peer_sums = ("packets", "bytes_out", "bytes_in")
+        self._peers = _Rolling(
+            _PEER_SCHEMA,
+            lambda s, b: _merge(s, b, ["device", "peer_hi", "peer_lo"], peer_sums),
+            (
+                lambda f: _over_cap(f, self.limits.max_peers),
+                lambda f: self._capped(f, "peers", self.limits.max_peers),
+            ),
+        )
+        self._ports = _Rolling(
+            _PORT_SCHEMA,
+            lambda s, b: _merge(s, b, ["device", "proto", "port", "role"], ("flows",)),
+            (
+                lambda f: _over_cap(f, self.limits.max_ports),
+                lambda f: self._capped(f, "ports", self.limits.max_ports),
+            ),
+        )
+        self._protocols = _Rolling(
+            _PROTO_SCHEMA, lambda s, b: _merge(s, b, ["device", "protocol"], ("packets", "bytes")), None
+        )
+        # Names arrive a few at a time from Python (DNS questions, SNI, HTTP Host): kept in dicts,
+        # device -> (name, kind) -> [first_seen, last_seen, count], and shown as a frame on demand.
+        self._names: dict[int, dict[tuple[str, str], list[float]]] = {}
+        self._names_frame: pl.DataFrame | None = _empty(_NAME_SCHEMA)
+        self._history = _Rolling(_HISTORY_SCHEMA, self._merge_history, None)
         self.now = 0.0
-        self.dropped: dict[str, int] = {"devices": 0, "ips": 0, "peers": 0, "ports": 0, "names": 0}
+        self._dropped: dict[str, int] = {"devices": 0, "ips": 0, "peers": 0, "ports": 0, "names": 0}
         self._known: set[int] = set()
 
     def __len__(self) -> int:
@@ -254,8 +350,8 @@ class DeviceTable:
             src_lo = np.where(arp_ip, _U64(0xFFFF00000000) | arp_spa, src_lo)
             src_hi = np.where(arp_ip, _U64(0), src_hi)
 
-        src_local = loc.local(src_hi, src_lo)
-        dst_local = loc.local(dst_hi, dst_lo)
+        src_unicast, src_local = loc.classify(src_hi, src_lo)
+        dst_unicast, dst_local = loc.classify(dst_hi, dst_lo)
         src_unicast_mac = mac_is_unicast(src_mac)
         dst_unicast_mac = mac_is_unicast(dst_mac)
         # A frame counts for its sender when the sender is a local host: a local IP, or a link-layer
@@ -320,49 +416,56 @@ class DeviceTable:
                 "bucket": np.floor(side_ts / self.limits.bucket_seconds).astype(np.int64),
             }
         )
-        unicast_peer = is_ip & loc.unicast(dst_hi, dst_lo)
-        peer_ok = np.concatenate((unicast_peer[out_rows], (is_ip & loc.unicast(src_hi, src_lo))[in_rows]))
-        ip_ok = np.concatenate((((is_ip & src_local) | arp_ip)[out_rows], (is_ip & dst_local)[in_rows]))
-        first_seen = pl.col("ts").min().alias("first_seen")
-        last_seen = pl.col("ts").max().alias("last_seen")
-        directions = (
+        sides = sides.with_columns(
+            pl.Series(
+                "peer_ok",
+                np.concatenate(((is_ip & dst_unicast)[out_rows], (is_ip & src_unicast)[in_rows])),
+            ),
+            pl.Series(
+                "ip_ok",
+                np.concatenate((((is_ip & src_local) | arp_ip)[out_rows], (is_ip & dst_local)[in_rows])),
+            ),
+        )
+        # One pass over the packet rows, by every key any table below needs: a batch holds tens of
+        # thousands of packets but a few thousand of these groups (a device talks to one peer over
+        # one protocol for many packets), and each table is then a small aggregation of the groups.
+        fine = sides.group_by(
+            "device", "peer_hi", "peer_lo", "protocol", "ip_hi", "ip_lo", "bucket", "peer_ok", "ip_ok"
+        ).agg(
+            pl.col("mac").max(),
+            pl.col("ts").min().alias("first_seen"),
+            pl.col("ts").max().alias("last_seen"),
+            pl.len().cast(pl.Int64).alias("packets"),
+            pl.col("wire").sum().alias("bytes"),
             pl.col("in").sum().alias("packets_in"),
             pl.col("out").sum().alias("packets_out"),
             pl.col("wire_in").sum().alias("bytes_in"),
             pl.col("wire_out").sum().alias("bytes_out"),
         )
-        per_device = sides.group_by("device").agg(pl.col("mac").max(), first_seen, last_seen, *directions)
-        ips = (
-            sides.select("device", "ip_hi", "ip_lo", "ts")
-            .filter(pl.Series(ip_ok))
-            .group_by("device", "ip_hi", "ip_lo")
-            .agg(first_seen, last_seen)
-        )
+        first_seen = pl.col("first_seen").min()
+        last_seen = pl.col("last_seen").max()
+        directions = [pl.col(c).sum() for c in ("packets_in", "packets_out", "bytes_in", "bytes_out")]
+        hist = fine.group_by("device", "bucket").agg(pl.col("mac").max(), first_seen, last_seen, *directions)
+        per_device = hist.group_by("device").agg(pl.col("mac").max(), first_seen, last_seen, *directions)
+        ips = fine.filter(pl.col("ip_ok")).group_by("device", "ip_hi", "ip_lo").agg(first_seen, last_seen)
         peers = (
-            sides.select("device", "peer_hi", "peer_lo", "ts", "wire_out", "wire_in")
-            .filter(pl.Series(peer_ok))
+            fine.filter(pl.col("peer_ok"))
             .group_by("device", "peer_hi", "peer_lo")
             .agg(
                 first_seen,
                 last_seen,
-                pl.len().cast(pl.Int64).alias("packets"),
-                pl.col("wire_out").sum().alias("bytes_out"),
-                pl.col("wire_in").sum().alias("bytes_in"),
+                pl.col("packets").sum(),
+                pl.col("bytes_out").sum(),
+                pl.col("bytes_in").sum(),
             )
         )
         protos = (
-            sides.group_by("device", "protocol")
-            .agg(
-                first_seen,
-                last_seen,
-                pl.len().cast(pl.Int64).alias("packets"),
-                pl.col("wire").sum().alias("bytes"),
-            )
+            fine.group_by("device", "protocol")
+            .agg(first_seen, last_seen, pl.col("packets").sum(), pl.col("bytes").sum())
             .with_columns(
                 pl.col("protocol").replace_strict(range(len(labels)), labels, return_dtype=pl.String)
             )
         )
-        hist = sides.group_by("device", "bucket").agg(*directions)
 
         known = self._known
         new_keys = sorted(k for k in per_device["device"].to_list() if k not in known)
@@ -372,21 +475,67 @@ class DeviceTable:
             self.devices, per_device, ["device"], ("packets_in", "packets_out", "bytes_in", "bytes_out")
         )
         self.ips = _merge(self.ips, ips, ["device", "ip_hi", "ip_lo"])
-        self.peers = _merge(
-            self.peers, peers, ["device", "peer_hi", "peer_lo"], ("packets", "bytes_out", "bytes_in")
-        )
-        self.protocols = _merge(self.protocols, protos, ["device", "protocol"], ("packets", "bytes"))
-        both = pl.concat([self.history, hist.select(self.history.columns)], how="vertical_relaxed")
-        sums = ("packets_in", "packets_out", "bytes_in", "bytes_out")
-        oldest = int(self.now // self.limits.bucket_seconds) - self.limits.history_buckets + 1
-        self.history = (
-            both.filter(pl.col("bucket") >= oldest)
-            .group_by("device", "bucket")
-            .agg([pl.col(c).sum() for c in sums])
-            .select(self.history.columns)
-        )
+        self._peers.add(peers)
+        self._protocols.add(protos)
+        self._history.add(hist.select(list(_HISTORY_SCHEMA)))
         result.evicted_devices = self._enforce_limits()
         return result
+
+    def _merge_history(self, state: pl.DataFrame, batch: pl.DataFrame) -> pl.DataFrame:
+        # Buckets older than the history window go. The window only moves forward, so dropping them
+        # at a later merge drops exactly what dropping them batch by batch would.
+        both = pl.concat([state, batch.select(state.columns)], how="vertical_relaxed")
+        oldest = int(self.now // self.limits.bucket_seconds) - self.limits.history_buckets + 1
+        return (
+            both.filter(pl.col("bucket") >= oldest)
+            .group_by("device", "bucket")
+            .agg([pl.col(c).sum() for c in ("packets_in", "packets_out", "bytes_in", "bytes_out")])
+            .select(state.columns)
+        )
+
+    # -- the lazily merged tables ---------------------------------------------------------------
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Entries dropped by the caps so far, per table (and devices evicted over max_devices)."""
+        for table in (self._peers, self._ports):
+            table.flush()
+        return self._dropped
+
+    @property
+    def peers(self) -> pl.DataFrame:
+        """(device, peer_hi, peer_lo, first_seen, last_seen, packets, bytes_out, bytes_in)."""
+        return self._peers.get()
+
+    @peers.setter
+    def peers(self, frame: pl.DataFrame) -> None:
+        self._peers.set(frame)
+
+    @property
+    def ports(self) -> pl.DataFrame:
+        """(device, proto, port, role, first_seen, last_seen, flows): services used and served."""
+        return self._ports.get()
+
+    @ports.setter
+    def ports(self, frame: pl.DataFrame) -> None:
+        self._ports.set(frame)
+
+    @property
+    def protocols(self) -> pl.DataFrame:
+        """(device, protocol, first_seen, last_seen, packets, bytes)."""
+        return self._protocols.get()
+
+    @protocols.setter
+    def protocols(self, frame: pl.DataFrame) -> None:
+        self._protocols.set(frame)
+
+    @property
+    def history(self) -> pl.DataFrame:
+        """(device, bucket, packets_in, packets_out, bytes_in, bytes_out) per history bucket."""
+        return self._history.get()
+
+    @history.setter
+    def history(self, frame: pl.DataFrame) -> None:
+        self._history.set(frame)
 
     # -- flows and names ----------------------------------------------------------------------
     def _known_only(self, rows: pl.DataFrame) -> pl.DataFrame:
@@ -404,17 +553,60 @@ class DeviceTable:
 
     def add_ports(self, rows: pl.DataFrame) -> None:
         """Fold (device, proto, port, role, first_seen, last_seen, flows) rows in."""
-        rows = self._known_only(rows)
-        if rows.height:
-            self.ports = _merge(self.ports, rows, ["device", "proto", "port", "role"], ("flows",))
-            self._cap("ports", ["device"], self.limits.max_ports)
+        self._ports.add(self._known_only(rows))
 
     def add_names(self, rows: pl.DataFrame) -> None:
         """Fold (device, name, kind, first_seen, last_seen, count) rows in."""
-        rows = self._known_only(rows)
         if rows.height:
-            self.names = _merge(self.names, rows, ["device", "name", "kind"], ("count",))
-            self._cap("names", ["device"], self.limits.max_names)
+            self._add_names(
+                rows.select("device", "name", "kind", "first_seen", "last_seen", "count").iter_rows()
+            )
+
+    def add_name_sightings(self, sightings: list[tuple[int, str, str, float]]) -> None:
+        """Fold (device, name, kind, ts) sightings in, each counting once."""
+        if sightings:
+            self._add_names((device, name, kind, ts, ts, 1) for device, name, kind, ts in sightings)
+
+    def _add_names(self, rows: Iterable[tuple[int, str, str, float, float, int]]) -> None:
+        known = self._known
+        touched = set()
+        for device, name, kind, first, last, count in rows:
+            if device not in known:
+                continue  # facts about evicted or never-seen devices are dropped
+            names = self._names.get(device)
+            if names is None:
+                names = self._names[device] = {}
+            entry = names.get((name, kind))
+            if entry is None:
+                names[(name, kind)] = [first, last, count]
+            else:
+                entry[0] = min(entry[0], first)
+                entry[1] = max(entry[1], last)
+                entry[2] += count
+            touched.add(device)
+        if not touched:
+            return
+        self._names_frame = None
+        limit = self.limits.max_names
+        for device in touched:
+            names = self._names[device]
+            if len(names) > limit:
+                # The least recently seen go (ties: the earliest learnt).
+                ranked = sorted(names.items(), key=lambda item: -item[1][1])
+                self._names[device] = dict(ranked[:limit])
+                self._dropped["names"] = self._dropped.get("names", 0) + len(ranked) - limit
+
+    @property
+    def names(self) -> pl.DataFrame:
+        """(device, name, kind, first_seen, last_seen, count): names a device looked up or contacted."""
+        if self._names_frame is None:
+            rows = [
+                (device, name, kind, first, last, int(count))
+                for device, names in self._names.items()
+                for (name, kind), (first, last, count) in names.items()
+            ]
+            self._names_frame = pl.DataFrame(rows, schema=_NAME_SCHEMA, orient="row")
+        return self._names_frame
 
     # -- bounds -------------------------------------------------------------------------------
     def _enforce_limits(self) -> list[int]:
@@ -427,30 +619,33 @@ class DeviceTable:
             rest = self.devices.filter(pl.col("last_seen") >= self.now - lim.idle_timeout)
             oldest = rest.sort("last_seen").head(over)
             evicted += [int(k) for k in oldest["device"].to_list()]
-            self.dropped["devices"] += over
+            self._dropped["devices"] += over
         if evicted:
             gone = pl.Series(evicted, dtype=pl.UInt64).implode()
-            for name in ("devices", "ips", "peers", "ports", "protocols", "names", "history"):
+            for key in evicted:
+                if self._names.pop(key, None) is not None:
+                    self._names_frame = None
+            for name in ("devices", "ips", "peers", "ports", "protocols", "history"):
                 frame: pl.DataFrame = getattr(self, name)
                 setattr(self, name, frame.filter(~pl.col("device").is_in(gone)))
             self._known.difference_update(evicted)
         self._cap("ips", ["device"], lim.max_ips)
-        self._cap("peers", ["device"], lim.max_peers)
+        # (peers are capped as each batch is folded in, see _Rolling)
         return evicted
 
     def _cap(self, name: str, by: list[str], limit: int) -> None:
         frame: pl.DataFrame = getattr(self, name)
-        if frame.height <= limit:
-            return
-        counts = frame.group_by(by).len()
-        if int(counts["len"].max()) <= limit:  # type: ignore[arg-type]
-            return
+        if _over_cap(frame, limit):
+            setattr(self, name, self._capped(frame, name, limit))
+
+    def _capped(self, frame: pl.DataFrame, name: str, limit: int) -> pl.DataFrame:
+        """``frame`` with at most ``limit`` rows per device: the most recently seen."""
         ranked = frame.with_columns(
-            pl.col("last_seen").rank("ordinal", descending=True).over(by).alias("_rank")
+            pl.col("last_seen").rank("ordinal", descending=True).over("device").alias("_rank")
         )
         kept = ranked.filter(pl.col("_rank") <= limit).drop("_rank")
-        self.dropped[name] = self.dropped.get(name, 0) + frame.height - kept.height
-        setattr(self, name, kept)
+        self._dropped[name] = self._dropped.get(name, 0) + frame.height - kept.height
+        return kept
 
     # -- reading ------------------------------------------------------------------------------
     def first_ip(self, device: int) -> str | None:

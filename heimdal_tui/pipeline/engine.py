@@ -88,9 +88,10 @@ class Pipeline:
         events = self.app_parser.parse_rows(decoded, candidate_rows(decoded), st.app_errors)
         for ev in events:
             st.app_messages[type(ev.message).__name__] += 1
-        packets = decoded.to_frame()
-        new_flows, ended_flows = self.flows.update(packets)
-        update = self.devices.update(packets)
+        columns = decoded.columns()
+        packets = pl.DataFrame(columns)
+        new_flows, ended_flows = self.flows.update_columns(columns)
+        update = self.devices.update_columns(columns)
         if packets.height:
             packets = packets.with_columns(
                 pl.Series("src_dev", update.src_dev, dtype=pl.UInt64),
@@ -103,7 +104,7 @@ class Pipeline:
         directory.forget(update.evicted_devices)
         directory.ingest(events)
         self._fold_flow_ports(new_flows, ended_flows)
-        self.devices.add_names(directory.take_pending_names())
+        self.devices.add_name_sightings(directory.take_pending_sightings())
         pending_ips = directory.take_pending_ips()
         if pending_ips.height:
             self.devices.add_ips(pending_ips)
@@ -122,48 +123,53 @@ class Pipeline:
 
     def _fold_flow_ports(self, new_flows: pl.DataFrame, ended_flows: pl.DataFrame) -> None:
         """Client ports (what a device connects to) from new flows; served ports once answered."""
-        parts = []
+        parts: list[tuple[np.ndarray, ...]] = []
         # A served port is known once the responder answered; it counts as a flow when the flow ends
         # (new flows add it with a count of 0 so it shows while the flow is still open).
         for flows, roles in ((new_flows, ("client", "server")), (ended_flows, ("server",))):
             if flows.height == 0:
                 continue
+            proto = flows["proto"].to_numpy()
+            port = flows["resp_p"].to_numpy()
+            first = flows["first_ts"].to_numpy()
+            last = flows["last_ts"].to_numpy()
             for role in roles:
                 counted = role == "client" or flows is ended_flows
-                side = "orig" if role == "client" else "resp"
-                keys = flows[f"{side}_dev"].to_numpy()
+                keys = flows["orig_dev" if role == "client" else "resp_dev"].to_numpy()
                 mask = keys != 0
                 if role == "server":
                     # Served means answered: a TCP SYN-ACK (a reset to a scan probe is not a
                     # service), or any UDP reply.
-                    proto = flows["proto"].to_numpy()
                     syn_ack = (flows["resp_flags"].to_numpy() & 0x12) == 0x12
                     replied = flows["resp_pkts"].to_numpy() > 0
                     mask &= ((proto == 6) & syn_ack) | ((proto == 17) & replied)
-                if not mask.any():
-                    continue
-                parts.append(
-                    pl.DataFrame(
-                        {
-                            "device": keys[mask],
-                            "proto": flows["proto"].to_numpy()[mask],
-                            "port": flows["resp_p"].to_numpy()[mask],
-                            "role": np.full(int(mask.sum()), role, dtype=object),
-                            "first_seen": flows["first_ts"].to_numpy()[mask],
-                            "last_seen": flows["last_ts"].to_numpy()[mask],
-                            "flows": np.full(int(mask.sum()), int(counted), dtype=np.int64),
-                        },
-                        schema_overrides={"role": pl.String},
+                rows = np.flatnonzero(mask)
+                if rows.shape[0]:
+                    role_code = np.full(rows.shape[0], _ROLES.index(role), dtype=np.int64)
+                    counts = np.full(rows.shape[0], int(counted), dtype=np.int64)
+                    parts.append(
+                        (keys[rows], proto[rows], port[rows], role_code, first[rows], last[rows], counts)
                     )
-                    .group_by("device", "proto", "port", "role")
-                    .agg(
-                        pl.col("first_seen").min(),
-                        pl.col("last_seen").max(),
-                        pl.col("flows").sum(),
-                    )
+        if not parts:
+            return
+        columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
+        frame = pl.DataFrame(
+            dict(
+                zip(
+                    ("device", "proto", "port", "role", "first_seen", "last_seen", "flows"),
+                    columns,
+                    strict=True,
                 )
-        if parts:
-            self.devices.add_ports(pl.concat(parts, how="vertical_relaxed"))
+            )
+        )
+        self.devices.add_ports(
+            frame.group_by("device", "proto", "port", "role")
+            .agg(pl.col("first_seen").min(), pl.col("last_seen").max(), pl.col("flows").sum())
+            .with_columns(pl.col("role").replace_strict(range(len(_ROLES)), _ROLES, return_dtype=pl.String))
+        )
+
+
+_ROLES = ("client", "server")
 
 
 def with_flow_devices(flows: pl.DataFrame, locality: Locality) -> pl.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from heimdal_tui.decode.app.dhcp import DhcpMessage, parse_dhcp
 from heimdal_tui.decode.app.dns import DnsMessage, parse_dns
 from heimdal_tui.decode.app.http import HTTP_METHOD_PREFIXES, HttpRequest, parse_http_request
@@ -9,7 +11,7 @@ from heimdal_tui.decode.app.netbios import NbnsMessage, parse_nbns
 from heimdal_tui.decode.app.ssdp import SsdpMessage, parse_ssdp
 from heimdal_tui.decode.app.tls import TlsClientHello, parse_client_hello
 
-__all__ = ["APP_TCP_PORTS", "APP_UDP_PORTS", "AppResult", "parse_app"]
+__all__ = ["APP_TCP_PORTS", "APP_UDP_PORTS", "AppResult", "parse_app", "udp_parser"]
 
 AppResult = DnsMessage | DhcpMessage | TlsClientHello | HttpRequest | NbnsMessage | SsdpMessage
 
@@ -30,6 +32,27 @@ _TLS_HANDSHAKE = 0x16
 _HTTP_FIRST_BYTES = frozenset(prefix[0] for prefix in HTTP_METHOD_PREFIXES)
 
 
+def udp_parser(sport: int, dport: int) -> str | None:
+    """Which parser reads a UDP payload between these ports: "dns", "dhcp", "nbns", "ssdp" or None."""
+    if sport in _DNS_UDP_PORTS or dport in _DNS_UDP_PORTS:
+        return "dns"
+    if sport in _DHCP_PORTS or dport in _DHCP_PORTS:
+        return "dhcp"
+    if _NBNS_PORT in (sport, dport):
+        return "nbns"
+    if _SSDP_PORT in (sport, dport):
+        return "ssdp"
+    return None
+
+
+_UDP_PARSERS: dict[str, Callable[[bytes], AppResult | None]] = {
+    "dns": parse_dns,
+    "dhcp": parse_dhcp,
+    "nbns": parse_nbns,
+    "ssdp": parse_ssdp,
+}
+
+
 def parse_app(
     proto: int, sport: int, dport: int, payload: bytes | bytearray | memoryview
 ) -> AppResult | None:
@@ -45,15 +68,10 @@ def parse_app(
     if not isinstance(payload, bytes):
         payload = bytes(payload)  # a memoryview or bytearray slice of a capture buffer
     if proto == PROTO_UDP:
-        if sport in _DNS_UDP_PORTS or dport in _DNS_UDP_PORTS:
-            return parse_dns(payload)
-        if sport in _DHCP_PORTS or dport in _DHCP_PORTS:
-            return parse_dhcp(payload)
-        if _NBNS_PORT in (sport, dport):
-            return parse_nbns(payload)
-        if _SSDP_PORT in (sport, dport):
-            return parse_ssdp(payload)
-        return None
+        parser = udp_parser(sport, dport)
+        if parser is None:
+            return None
+        return _UDP_PARSERS[parser](payload)
     if proto == PROTO_TCP:
         if sport in APP_TCP_PORTS or dport in APP_TCP_PORTS:
             return parse_dns(payload, tcp=True)

@@ -2,8 +2,10 @@
 
 - new_device: a device first seen after the sensor's learning period (medium, 5.0).
 - new_destination: remote peers whose address and registered domain the baseline never had
-  (low, 3.0; one alert per device per correlation window, counting them).
-- new_port: services used or served that the baseline never had (served: medium 4.5; used: low 3.0).
+  (low, 3.0; one finding per destination, folding into one alert per device per correlation
+  window, whose count is the number of destinations and whose summary lists them all so far).
+- new_port: services used or served that the baseline never had (served: medium 4.5; used: low 3.0;
+  one finding per service, folding like new_destination's).
 - protocol_anomaly: a sensitive service (SSH, Telnet, SMB, RDP, VNC, ...) or an IP protocol never
   seen for this device nor allowed by its type's golden profile; high (7.5) for appliance types
   (plugs, cameras, TVs, printers, speakers, IoT), medium (5.5) otherwise.
@@ -18,8 +20,9 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -85,6 +88,47 @@ class _Reported:
             self._counts[device] -= 1
 
 
+EPISODE_GAP = 600.0  # seconds of capture time between new items that start a new episode
+MAX_EPISODES = 8192
+EPISODE_VALUES = 100
+
+
+@dataclass(slots=True)
+class _Episode:
+    """The new items one device reported close together (each less than the gap after the last)."""
+
+    first_ts: float
+    last_ts: float
+    total: int = 0
+    labels: list[str] = field(default_factory=list)  # the first EPISODE_VALUES
+    values: list[str] = field(default_factory=list)
+
+
+class _Episodes:
+    """The current episode per key (device, or device and role) of a detector that reports items
+    one finding each: its summary and evidence describe the whole episode, so the alert they fold
+    into says the same whatever batches the items arrived in. Bounded: the oldest keys go first."""
+
+    def __init__(self, gap: float = EPISODE_GAP) -> None:
+        self.gap = gap
+        self._open: OrderedDict[Any, _Episode] = OrderedDict()
+
+    def add(self, key: Any, ts: float, label: str, value: str) -> _Episode:
+        episode = self._open.get(key)
+        if episode is None or ts - episode.last_ts > self.gap:
+            episode = self._open[key] = _Episode(ts, ts)
+            if len(self._open) > MAX_EPISODES:
+                self._open.popitem(last=False)
+        else:
+            self._open.move_to_end(key)
+        episode.last_ts = max(episode.last_ts, ts)
+        episode.total += 1
+        if len(episode.values) < EPISODE_VALUES:
+            episode.labels.append(label)
+            episode.values.append(value)
+        return episode
+
+
 def _items(
     activity: Mapping[int, Activity],
     table: str,
@@ -137,6 +181,7 @@ class _BehaviourDetector:
         self.book = book
         self.settings = settings or self.settings_type()
         self.reported = _Reported()
+        self.episodes = _Episodes()
 
     def _pair(self, address: str) -> tuple[int, int]:
         """(hi, lo) of an address the book wrote (remembered there), else parsed."""
@@ -222,13 +267,12 @@ class NewDestinationDetector(_BehaviourDetector):
             book.domain_of,
             self.reported.first_time,
         )
+        episodes = self.episodes
         for device, destinations in _items(activity, "destinations").items():
             base = book.baselines[device]
             known, known_domains = base.destinations, base.domains
             domains_by_peer = {i.peer: i.value for i in names.get(device, ()) if i.peer}
-            fresh: list[str] = []
-            values: list[str] = []
-            first_ts = None
+            fresh: list[tuple[float, _Episode]] = []
             for item in destinations:
                 value = item.value
                 if item.learned or value in known:
@@ -237,29 +281,37 @@ class NewDestinationDetector(_BehaviourDetector):
                 domain = domain_of(name) if name else domains_by_peer.get(value)
                 if domain and domain in known_domains:
                     continue
-                label = f"{value} ({name})" if name else value
                 if first_time(device, value):
-                    fresh.append(label)
-                    values.append(value)
-                    first_ts = item.ts if first_ts is None else min(first_ts, item.ts)
-            if fresh and first_ts is not None:
+                    label = f"{value} ({name})" if name else value
+                    fresh.append((item.ts, episodes.add(device, item.ts, label, value)))
+            # One finding per destination (the alert's count is how many there were); each carries
+            # its episode as it stands after this batch: the newest evidence is what the alert keeps.
+            evidence: dict[int, dict[str, Any]] = {}
+            for ts, episode in fresh:
+                facts = evidence.get(id(episode))
+                if facts is None:
+                    facts = evidence[id(episode)] = {
+                        "new_destinations": episode.total,
+                        "since": episode.first_ts,
+                        "examples": _examples(episode.labels),
+                        "new_destination_values": list(episode.values),
+                        "baseline_destinations": len(base.destinations),
+                        "baseline_domains": len(base.domains),
+                        **self._base_evidence(device),
+                    }
                 out.append(
                     Finding(
                         kind=self.kind,
                         device=device,
                         peer=None,
-                        ts=first_ts,
+                        ts=ts,
                         severity=Severity.LOW,
                         score=3.0,
-                        summary=f"{len(fresh)} destination(s) never seen in this device's baseline, e.g. {fresh[0]}",
-                        evidence={
-                            "new_destinations": len(fresh),
-                            "examples": _examples(fresh),
-                            "new_destination_values": values[:100],
-                            "baseline_destinations": len(base.destinations),
-                            "baseline_domains": len(base.domains),
-                            **self._base_evidence(device),
-                        },
+                        summary=(
+                            f"{episode.total} destination(s) never seen in this device's baseline, "
+                            f"e.g. {episode.labels[0]}"
+                        ),
+                        evidence=facts,
                     )
                 )
         return out
@@ -299,9 +351,10 @@ class NewPortDetector(_BehaviourDetector):
         if not settings.enabled:
             return []
         out = []
+        episodes = self.episodes
         for device, services in _items(self.book.activity, "services").items():
             base = self.book.baselines[device]
-            fresh: dict[bool, list[tuple[str, float, str | None]]] = {True: [], False: []}
+            fresh: list[tuple[float, bool, _Episode]] = []
             for item in services:
                 if item.learned:
                     continue
@@ -314,32 +367,38 @@ class NewPortDetector(_BehaviourDetector):
                     continue
                 if item.value in base.services or not self.reported.first_time(device, item.value):
                     continue
-                fresh[served].append((item.value.replace(" (served)", ""), item.ts, item.peer))
-            for served, items in fresh.items():
-                if not items:
-                    continue
-                names = [f"{value} (peer {peer})" for value, _ts, peer in items]
+                value = item.value.replace(" (served)", "")
+                label = f"{value} (peer {item.peer})"
+                fresh.append((item.ts, served, episodes.add((device, served), item.ts, label, value)))
+            # One finding per service, carrying its episode (see new_destination).
+            evidence: dict[int, dict[str, Any]] = {}
+            for ts, served, episode in fresh:
+                facts = evidence.get(id(episode))
+                if facts is None:
+                    facts = evidence[id(episode)] = {
+                        "role": "served" if served else "used",
+                        "new_services": episode.values[:20],
+                        "count": episode.total,
+                        "since": episode.first_ts,
+                        "examples": _examples(episode.labels),
+                        "baseline_services": sorted(base.services)[:20],
+                        **self._base_evidence(device),
+                    }
+                shown = ", ".join(episode.labels[:3])
                 out.append(
                     Finding(
                         kind=self.kind,
                         device=device,
                         peer="served" if served else "used",
-                        ts=min(ts for _v, ts, _p in items),
+                        ts=ts,
                         severity=Severity.MEDIUM if served else Severity.LOW,
                         score=4.5 if served else 3.0,
                         summary=(
-                            f"answered on {len(items)} port(s) never served before: {', '.join(names[:3])}"
+                            f"answered on {episode.total} port(s) never served before: {shown}"
                             if served
-                            else f"used {len(items)} service(s) for the first time: {', '.join(names[:3])}"
+                            else f"used {episode.total} service(s) for the first time: {shown}"
                         ),
-                        evidence={
-                            "role": "served" if served else "used",
-                            "new_services": [value for value, _ts, _peer in items][:20],
-                            "count": len(items),
-                            "examples": _examples(names),
-                            "baseline_services": sorted(base.services)[:20],
-                            **self._base_evidence(device),
-                        },
+                        evidence=facts,
                     )
                 )
         return out
@@ -610,7 +669,7 @@ class GeoViolationDetector(_BehaviourDetector):
                             "peer": item.peer,
                             "peer_name": name,
                             "denied": denied,
-                            "baseline_countries": dict(sorted(base.countries.items())),
+                            "baseline_countries": sorted(base.countries),
                             **self._base_evidence(device),
                         },
                     )
