@@ -15,7 +15,6 @@ Bar (issue): RSS under 200 MB, not growing in the second half.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -56,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
         config.write_text("")
+        errors = open(Path(tmp) / "stderr.txt", "w+")  # noqa: SIM115 (a pipe nobody reads could stall the daemon)
         started = time.monotonic()
         daemon = subprocess.Popen(
             [sys.executable, "-m", "heimdal_tui", "daemon", "--replay", str(args.capture), "--speed",
              str(args.speed), "--data-dir", str(Path(tmp) / "data"), "--config", str(config),
              "--learning-period", "20m"],
-            stderr=subprocess.PIPE, text=True,
+            stderr=errors, text=True,
         )  # fmt: skip
         expected = args.seconds / args.speed
         samples: list[tuple[float, float]] = []
@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             if daemon.poll() is None:
                 daemon.send_signal(signal.SIGTERM)
             code = daemon.wait(timeout=30)
+        elapsed = time.monotonic() - started
+        errors.seek(0)
+        tail = errors.read()[-2000:]
+        errors.close()
     if not samples:
         print("no samples: the daemon did not run", file=sys.stderr)
         return 1
@@ -89,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     growth = (max(second) / max(first)) if first and second else float("nan")
     print(f"  second half / first half: {growth:.2f}x; bar: < 200 MB and not growing -> "
           f"{'met' if peak < 200 and growth <= 1.05 else 'NOT met'}")  # fmt: skip
-    os.sys.stdout.flush()
+    print(f"  wall time {elapsed:.0f} s for {expected:.0f} s of paced capture"
+          f" ({'kept pace' if elapsed <= expected * 1.05 + 30 else 'fell behind the pace'})")  # fmt: skip
+    if tail.strip():
+        print("  daemon stderr (end):\n" + tail)
+    sys.stdout.flush()
     return 0
 
 

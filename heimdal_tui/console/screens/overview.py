@@ -47,12 +47,14 @@ class OverviewScreen(SensorScreen):
             [Column("name", "Device"), Column("type", "Type", 10), Column("ip", "Address", 15),
              Column("rate", "Rate", 10), Column("alerts", "Alerts", 6)],
             id="talkers",
+            pin_top=True,
         )  # fmt: skip
         yield Label("Newest alerts  (3: triage)", classes="panel-title")
         yield KeyedTable(
             [Column("sev", "Sev", 6), Column("time", "Seen", 8), Column("kind", "Kind", 15),
              Column("device", "Device", 15), Column("summary", "Summary")],
             id="newest",
+            pin_top=True,
         )  # fmt: skip
 
     def on_mount(self) -> None:

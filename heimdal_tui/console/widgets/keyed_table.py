@@ -4,7 +4,9 @@
 what differs: update_cell for cells that changed, remove_row for keys that went, add_row for new
 ones, and a sort only when something was added or a sort value moved. The cursor stays on the row
 (the key) it was on, and a viewport scrolled away from the top keeps showing the same rows, so
-rows arriving never move what the operator is looking at. It never clears on a refresh.
+rows arriving never move what the operator is looking at. It never clears on a refresh. A ranking
+(``pin_top``, e.g. the top talkers) keeps the cursor on its first row instead, until the operator
+moves it.
 
 Columns fit the width: one column may be ``flex`` (it takes what the others leave), and a column
 with ``min_width`` shows only when the table is at least that wide (at 80 columns the peer and the
@@ -61,11 +63,13 @@ def _sort_key(value: Any) -> Any:
 
 
 class KeyedTable(DataTable[Text]):
-    def __init__(self, columns: Sequence[Column], **kwargs: Any) -> None:
+    def __init__(self, columns: Sequence[Column], *, pin_top: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(**kwargs)
         self.spec = list(columns)
+        self.pin_top = pin_top
+        self.operator_moved = False  # the operator moved the cursor (then it follows its row)
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.inserted_above = 0  # rows that arrived above the viewport in the last show()
@@ -85,7 +89,7 @@ class KeyedTable(DataTable[Text]):
         return tuple((c.key, c.width if c.width is not None else flex) for c in shown)
 
     def _apply_layout(self, layout: tuple[tuple[str, int | None], ...]) -> None:
-        anchor = self.cursor_key if self.row_count else None
+        anchor = self._anchor()
         self._layout = layout
         labels = {c.key: c.label for c in self.spec}
         self.clear(columns=True)
@@ -116,10 +120,16 @@ class KeyedTable(DataTable[Text]):
             return None
         return None if row_key.value is None else str(row_key.value)
 
+    def _anchor(self) -> str | None:
+        """The row the cursor should stay on through a change (None: a ranking's first row)."""
+        if self.pin_top and not self.operator_moved:
+            return None
+        return self.cursor_key
+
     def order_by(self, column: str | None, reverse: bool = False) -> None:
         self.sort_column, self.sort_reverse = column, reverse
         if column is not None and column in self.column_keys and self.row_count:
-            anchor = self.cursor_key
+            anchor = self._anchor()
             self.sort(column, key=_sort_key, reverse=reverse)
             self._restore(anchor, None)
 
@@ -128,7 +138,7 @@ class KeyedTable(DataTable[Text]):
         order); True when anything changed. Cells of columns not shown at this width are kept for
         when they are. Passing a row's previous cell sequence object again skips it outright:
         screens cache cells per row so a thousand unchanged devices cost nothing."""
-        anchor = self.cursor_key
+        anchor = self._anchor()
         top_key = self._top_key()
         columns = self.column_keys
         index = [self._index[c] for c in columns]
@@ -170,6 +180,34 @@ class KeyedTable(DataTable[Text]):
             self._restore(anchor, top_key)
         return changed
 
+    # -- the operator's own moves ------------------------------------------------------------------
+    def action_cursor_up(self) -> None:
+        self.operator_moved = True
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self.operator_moved = True
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        self.operator_moved = True
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self.operator_moved = True
+        super().action_page_down()
+
+    def action_scroll_top(self) -> None:
+        self.operator_moved = True
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        self.operator_moved = True
+        super().action_scroll_bottom()
+
+    def on_mouse_down(self) -> None:
+        self.operator_moved = True
+
     def _top_key(self) -> str | None:
         """The key of the first row in view (None at the very top: then new rows may show)."""
         first = int(self.scroll_y)
@@ -186,6 +224,8 @@ class KeyedTable(DataTable[Text]):
             self.scroll_to(y=first, animate=False, immediate=True)
         if anchor is not None and RowKey(anchor) in self.rows:
             self.move_cursor(row=self.get_row_index(anchor), scroll=top_key is None)
+        elif self.pin_top and not self.operator_moved and self.row_count:
+            self.move_cursor(row=0, scroll=False)
 
 
 class RowCache:
