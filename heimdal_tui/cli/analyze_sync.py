@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from heimdal_tui.asgard import AsgardLink, SyncStatus
 from heimdal_tui.common.durations import parse_duration
 from heimdal_tui.config import Config, effective_data_dir
 from heimdal_tui.detect.engine import DetectionEngine
 from heimdal_tui.store import Store, StoreError
+
+if TYPE_CHECKING:  # the link (httpx, the anonymizer) is imported only when --sync is given
+    from heimdal_tui.asgard import AsgardLink, SyncStatus
 
 DEFAULT_TIMEOUT = "30s"
 
@@ -59,6 +61,8 @@ class SyncRun:
             store = Store.open(data_dir)
         except StoreError as exc:
             raise SyncError(f"--sync: {exc}") from None
+        from heimdal_tui.asgard import AsgardLink
+
         link = AsgardLink(config.asgard, store)
         for warning in link.credentials.warnings:
             err.write(f"warning: {warning}\n")

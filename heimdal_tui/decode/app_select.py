@@ -178,7 +178,10 @@ def _parse(proto: int, sport: int, dport: int, payload: bytes) -> Outcome:
     try:
         return parse_app(proto, sport, dport, payload)
     except MalformedPayload as exc:
-        return exc
+        # Kept (memoized) as the outcome: without its traceback, whose frames would hold the
+        # capture chunk being parsed (16 MiB each) for as long as the memo remembers it.
+        exc.__context__ = None
+        return exc.with_traceback(None)
 
 
 def parse_rows(

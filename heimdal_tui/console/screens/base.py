@@ -54,8 +54,9 @@ class SensorScreen(Screen[None]):
         self.call_after_refresh(self.refresh_from, self.heimdal.state, True)
 
     def on_screen_resume(self) -> None:
-        # Shown again: draw whatever moved while hidden.
-        self.refresh_from(self.heimdal.state, force=True)
+        # Shown again: draw the parts that moved while it was hidden (only those: a screen whose
+        # data did not change is shown as it was, at once).
+        self.refresh_from(self.heimdal.state)
 
     def refresh_from(self, state: ConsoleState, force: bool = False) -> None:
         bars = self.query(SensorBar)

@@ -23,6 +23,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import events
+from textual.scroll_view import ScrollView
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -69,6 +70,7 @@ class KeyedTable(DataTable[Text]):
         super().__init__(**kwargs)
         self.spec = list(columns)
         self.pin_top = pin_top
+        self._style_seen: tuple[Any, ...] | None = None
         self.operator_moved = False  # the operator moved the cursor (then it follows its row)
         self.sort_column: str | None = None
         self.sort_reverse = False
@@ -179,6 +181,34 @@ class KeyedTable(DataTable[Text]):
         if changed:
             self._restore(anchor, top_key)
         return changed
+
+    # -- styles --------------------------------------------------------------------------------------
+    def notify_style_update(self) -> None:
+        # DataTable drops every rendered cell on any style update, and Textual sends one each time
+        # the screen is shown again: re-rendering a screenful of cells is most of a screen switch.
+        # Keep them when nothing a cell is drawn with changed (theme, own style, component styles).
+        if not self.is_mounted:
+            super().notify_style_update()
+            return
+        signature = self._style_signature()
+        if signature == self._style_seen:
+            ScrollView.notify_style_update(self)
+            self.refresh()
+            return
+        self._style_seen = signature
+        super().notify_style_update()
+
+    def _style_signature(self) -> tuple[Any, ...]:
+        get = self.get_component_rich_style
+        return (
+            self.app.theme,
+            self.rich_style,
+            self.has_focus,
+            self.show_cursor,
+            self.cursor_type,
+            self.zebra_stripes,
+            *(get(name, partial=True) for name in sorted(self.COMPONENT_CLASSES)),
+        )
 
     # -- the operator's own moves ------------------------------------------------------------------
     def action_cursor_up(self) -> None:
