@@ -22,7 +22,7 @@ import polars as pl
 
 from heimdal_tui.decode.app.dns import DnsMessage
 from heimdal_tui.detect.activity import DRIFT_INTERVAL, DRIFT_TABLES, TABLES, MinuteRows, Rows
-from heimdal_tui.detect.answers import AnswerWatch
+from heimdal_tui.detect.answers import FLOW_COLUMNS, AnswerWatch
 from heimdal_tui.detect.baseline import MINUTE, registered_domain
 from heimdal_tui.detect.context import BatchContext
 from heimdal_tui.detect.geo import CountryLookup
@@ -43,19 +43,7 @@ _ANSWER_PACKET_COLUMNS = (
     "src_dev",
 )
 _DNS_PORTS = (53, 5355)
-_FLOW_COLUMNS = (
-    "orig_dev",
-    "resp_dev",
-    "proto",
-    "resp_p",
-    "first_ts",
-    "orig_hi",
-    "orig_lo",
-    "resp_hi",
-    "resp_lo",
-    "resp_flags",
-    "resp_pkts",
-)
+_FLOW_COLUMNS = (*FLOW_COLUMNS, "resp_flags", "resp_pkts")  # the answer watch keeps FLOW_COLUMNS
 _WATCH_COLUMNS = (*_FLOW_COLUMNS, "orig_p")
 
 
@@ -263,17 +251,11 @@ class Extractor:
         by_time = np.argsort(cols["first_ts"], kind="stable")
         cols = {name: column[by_time] for name, column in cols.items()}
         replied = _answered(cols)
-        orig_dev, resp_dev, proto, port = cols["orig_dev"], cols["resp_dev"], cols["proto"], cols["resp_p"]
+        orig_dev, resp_dev, proto = cols["orig_dev"], cols["resp_dev"], cols["proto"]
         slots = self._slots(cols["first_ts"])
 
         using = (orig_dev != 0) & replied & ((proto == 6) | (proto == 17))
-        used = _firsts(using, orig_dev, proto, port)
-        if used.shape[0]:
-            self._service_rows(rows["services"], cols, used, "orig_dev", "resp", False)
-            order.append(orig_dev[used].tolist())
-            again = _repeats(using, slots, used, orig_dev, proto, port)
-            if again.shape[0]:
-                self._service_rows(repeats["services"], cols, again, "orig_dev", "resp", False)
+        self._service_items(rows, repeats, order, cols, using, slots, "orig_dev", "resp", False)
 
         hi, lo = cols["resp_hi"], cols["resp_lo"]
         remote = (orig_dev != 0) & (resp_dev == 0) & ~cols["answer_only"]
@@ -286,14 +268,33 @@ class Extractor:
             if again.shape[0]:
                 self._destination_rows(ctx, repeats, cols, again, with_domains=False)
 
-        serving = (resp_dev != 0) & replied
-        served = _firsts(serving, resp_dev, proto, port)
-        if served.shape[0]:
-            self._service_rows(rows["services"], cols, served, "resp_dev", "orig", True)
-            order.append(resp_dev[served].tolist())
-            again = _repeats(serving, slots, served, resp_dev, proto, port)
-            if again.shape[0]:
-                self._service_rows(repeats["services"], cols, again, "resp_dev", "orig", True)
+        self._service_items(
+            rows, repeats, order, cols, (resp_dev != 0) & replied, slots, "resp_dev", "orig", True
+        )
+
+    def _service_items(
+        self,
+        rows: dict[str, Rows],
+        repeats: dict[str, Rows],
+        order: list[list[int]],
+        cols: dict[str, np.ndarray],
+        mask: np.ndarray,
+        slots: np.ndarray | None,
+        device: str,
+        peer: str,
+        served: bool,
+    ) -> None:
+        """The services the flows in ``mask`` used (``served``: served): the first of each
+        (device, protocol, port) in the batch, and its repeats in later drift intervals."""
+        devices, proto, port = cols[device], cols["proto"], cols["resp_p"]
+        first = _firsts(mask, devices, proto, port)
+        if not first.shape[0]:
+            return
+        self._service_rows(rows["services"], cols, first, device, peer, served)
+        order.append(devices[first].tolist())
+        again = _repeats(mask, slots, first, devices, proto, port)
+        if again.shape[0]:
+            self._service_rows(repeats["services"], cols, again, device, peer, served)
 
     def _service_rows(
         self,
