@@ -113,12 +113,14 @@ class Terminal:
         os.close(self.fd)
 
 
-def keypress_latencies(capture: Path, presses: int, config: Path) -> tuple[list[float], list[float]]:
-    """(screen switches, cursor moves): seconds from each key to the console's answer on the
+def keypress_latencies(
+    capture: Path, presses: int, config: Path
+) -> tuple[list[tuple[str, float]], list[float]]:
+    """(screen switches as (key, seconds), cursor moves): from each key to the console's answer on the
     terminal. A screen key is answered when the new screen's title is written; a cursor key
     (down/up in the devices and alerts tables) when the repaint of the moved highlight starts."""
     term = Terminal(["--replay", str(capture), "--speed", "max", "--config", str(config)])
-    switches: list[float] = []
+    switches: list[tuple[str, float]] = []
     moves: list[float] = []
     try:
         if term.wait_for(rb"Packets [0-9]", 60) is None:
@@ -132,7 +134,7 @@ def keypress_latencies(capture: Path, presses: int, config: Path) -> tuple[list[
                 term.read(0.002)
             if TITLES[key] not in term.text:
                 raise SystemExit(f"key {key!r}: the screen never changed")
-            switches.append(time.perf_counter() - written)
+            switches.append((key, time.perf_counter() - written))
             if b"finished" in term.text:
                 break
             settle(term, 0.2)
@@ -195,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         switches, moves = keypress_latencies(capture, args.presses, config)
         startup = startup_times(args.startup_runs, config)
     print(f"keys typed while {capture.name} replayed at full speed:")
-    for what, values in (("cursor key to repaint", moves), ("screen key to the new screen", switches)):
+    per_screen = [
+        (f"  to {TITLES[key].decode()}", [t for k, t in switches if k == key])
+        for key in dict.fromkeys(SEQUENCE)
+    ]
+    rows = [("cursor key to repaint", moves), ("screen key to the new screen", [t for _, t in switches])]
+    for what, values in [*rows, *per_screen]:
         ms = [v * 1000 for v in values]
         if ms:
             print(f"  {what}: {len(ms)} keys, p50 {percentile(ms, 0.5):.0f} ms, p95 {percentile(ms, 0.95):.0f} ms, "

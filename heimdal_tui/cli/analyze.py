@@ -20,6 +20,7 @@ from heimdal_tui.cli import analyze_sync
 from heimdal_tui.cli.alert_output import write_jsonl, write_text
 from heimdal_tui.cli.progress import ProgressBar
 from heimdal_tui.common.durations import parse_duration
+from heimdal_tui.common.memory import MemoryReleaser
 from heimdal_tui.config import Config, ConfigError, load_config
 from heimdal_tui.detect.drift import HISTORY_POINTS, DriftPoint
 from heimdal_tui.detect.engine import DetectionEngine
@@ -155,6 +156,7 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None, stdout: TextIO |
     progress = ProgressBar(err, total_bytes) if err.isatty() and not args.quiet else None
     done_bytes = 0
     collector = ThroughputGC()
+    releaser = MemoryReleaser()
     try:
         for path in args.files:
             try:
@@ -171,6 +173,7 @@ def run(args: argparse.Namespace, stderr: TextIO | None = None, stdout: TextIO |
                     _write_flows(flows_file, result.ended_flows)
                 if progress is not None:
                     progress.update(done_bytes + capture.bytes_read, pipeline.stats.frames)
+                releaser.maybe_release()
             done_bytes += capture.size
             warnings.extend(capture.warnings)
             if capture.frames_read:

@@ -9,6 +9,7 @@ shown. Commands go back through the link from worker threads, so the UI never wa
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,6 +37,9 @@ from heimdal_tui.sensor.events import SensorEvent
 from heimdal_tui.sensor.link import CommandError, SensorLink
 
 REFRESH_INTERVAL = 0.25  # at most four redraws a second
+# While the operator types, the periodic redraw waits (keys first): it resumes this long after the
+# last key. A screen shown by a key draws its data as it appears, so nothing looks stale.
+TYPING_QUIET = 0.4
 
 SCREENS: tuple[tuple[str, str, str], ...] = (
     ("1", "overview", "Overview"),
@@ -101,6 +105,7 @@ class HeimdalApp(App[None]):
         self._unsubscribe: Callable[[], None] | None = None
         self._theme_dirs = theme_dirs
         self._theme_ready = False
+        self._last_key = float("-inf")  # monotonic time of the last key (see TYPING_QUIET)
 
     # -- start and stop ----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -153,6 +158,7 @@ class HeimdalApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
+            self._last_key = time.monotonic()
             # An in-process sensor pauses its pipeline briefly so this keypress is answered at
             # once; a daemon runs in its own process and needs no such courtesy.
             hold = getattr(self.link, "yield_to_ui", None)
@@ -169,6 +175,8 @@ class HeimdalApp(App[None]):
         for notice in self.state.take_notices():
             severity = {"error": "error", "warning": "warning"}.get(notice.level, "information")
             self.notify(notice.text, severity=severity, timeout=8 if severity != "error" else 20)  # type: ignore[arg-type]
+        if time.monotonic() - self._last_key < TYPING_QUIET:
+            return  # the next tick after the operator pauses draws everything that came meanwhile
         screen = self.screen
         if isinstance(screen, SensorScreen):
             screen.refresh_from(self.state)

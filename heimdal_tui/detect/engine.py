@@ -210,8 +210,11 @@ class DetectionEngine:
 
     def save_baselines(self) -> None:
         if self.store is not None:
+            # One baseline's dict at a time (the store serialises each as it comes): a thousand
+            # at once were tens of MB of short-lived objects every save, and the holes they left
+            # among long-lived ones kept the process's memory up.
             self.store.save_baselines(
-                [(key, base.to_dict(), base.profile) for key, base in self.book.baselines.items()]
+                (key, base.to_dict(), base.profile) for key, base in list(self.book.baselines.items())
             )
 
     # -- triage ----------------------------------------------------------------------------------

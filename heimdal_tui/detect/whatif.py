@@ -16,14 +16,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from heimdal_tui.detect.activity import ROW_BYTES, BatchActivity
 from heimdal_tui.detect.alerts import AlertBook
 from heimdal_tui.detect.context import BatchContext
 from heimdal_tui.detect.learning import Activity, BaselineBook
 from heimdal_tui.detect.model import DetectorSettings, Finding
 from heimdal_tui.detect.registry import detector_classes
 
-DEFAULT_HISTORY_BYTES = 32 * 1024 * 1024
+# ~210 bytes per packet: about 80,000 packets, 40 s of a 1,000-device LAN at 2,000 packets/s
+# (hours of a quiet home LAN). Bigger would not fit the daemon's 200 MB budget on a Pi.
+DEFAULT_HISTORY_BYTES = 16 * 1024 * 1024
 DEFAULT_HISTORY_SECONDS = 3600.0
+# Python bytes of one kept application message (its AppEvent and parsed result), measured.
+APP_EVENT_BYTES = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +40,8 @@ class _Step:
 
 class RecentHistory:
     """The most recent batches (context and per-device activity), oldest dropped first, within
-    ``max_bytes`` of packet and flow columns and ``max_seconds`` of capture time."""
+    ``max_bytes`` (packet and flow columns, application messages and behaviour rows, estimated)
+    and ``max_seconds`` of capture time."""
 
     def __init__(self, max_bytes: int = DEFAULT_HISTORY_BYTES, max_seconds: float = DEFAULT_HISTORY_SECONDS):
         self.max_bytes = max_bytes
@@ -44,8 +50,17 @@ class RecentHistory:
         self.nbytes = 0
 
     def add(self, ctx: BatchContext, activity: Mapping[int, Activity]) -> None:
+        if isinstance(activity, BatchActivity):
+            activity = activity.without_drift_rows()  # detectors re-run without drift's rows
+            activity_bytes = activity.estimated_size()
+        else:
+            activity_bytes = ROW_BYTES * len(activity)
         nbytes = int(
-            ctx.packets.estimated_size() + ctx.new_flows.estimated_size() + ctx.ended_flows.estimated_size()
+            ctx.packets.estimated_size()
+            + ctx.new_flows.estimated_size()
+            + ctx.ended_flows.estimated_size()
+            + APP_EVENT_BYTES * len(ctx.app_events)
+            + activity_bytes
         )
         self._steps.append(_Step(ctx, activity, nbytes))
         self.nbytes += nbytes

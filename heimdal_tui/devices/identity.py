@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import netaddr
+from heimdal_tui.devices.oui import default_registry
 
 __all__ = [
     "DEVICE_TYPES",
@@ -78,34 +78,28 @@ def vendor_for_mac(mac: str) -> str | None:
     """The IEEE OUI registrant of ``mac`` (e.g. ``"Apple, Inc."``), or None.
 
     None for an unregistered OUI, an unparseable address and a locally administered address (whose
-    first three octets name no vendor).
+    first three octets name no vendor). ``mac`` is six octets in hex, separated by ``:`` or ``-``,
+    in pairs, or in dotted groups of four (``aabb.ccdd.eeff``), or not at all.
     """
-    if is_locally_administered(mac):
+    digits = _MAC_SEPARATORS.sub("", mac) if _ANY_MAC.fullmatch(mac) else ""
+    if len(digits) != 12 or is_locally_administered(mac):
         return None
-    if _PLAIN_MAC.fullmatch(mac):
-        return _oui_vendor(int(mac[0:2] + mac[3:5] + mac[6:8], 16))
-    try:
-        org = netaddr.EUI(mac).oui.registration().org
-    except (netaddr.NotRegisteredError, netaddr.AddrFormatError, ValueError, TypeError, IndexError):
-        return None
-    org = str(org).strip()
-    return org or None
+    return _oui_vendor(int(digits[:6], 16))
 
 
-# aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff: the OUI is the first three octets.
-_PLAIN_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}|[0-9a-fA-F]{2}(?:-[0-9a-fA-F]{2}){5}")
+_ANY_MAC = re.compile(
+    r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}|[0-9a-fA-F]{2}(?:-[0-9a-fA-F]{2}){5}"
+    r"|[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}|[0-9a-fA-F]{12}"
+)
+_MAC_SEPARATORS = re.compile(r"[:.-]")
 
 
 @lru_cache(maxsize=4096)
 def _oui_vendor(oui: int) -> str | None:
-    # The registrant depends on the OUI alone, and netaddr reads and parses its data file on every
-    # lookup (about 0.2 ms): a LAN of a thousand devices has a few dozen vendors.
-    try:
-        org = netaddr.OUI(oui).registration().org
-    except (netaddr.NotRegisteredError, ValueError, TypeError, IndexError):
-        return None
-    org = str(org).strip()
-    return org or None
+    # The registrant depends on the OUI alone, and a lookup reads its record from the registry
+    # file: a LAN of a thousand devices has a few dozen vendors.
+    registry = default_registry()
+    return registry.org(oui) if registry is not None else None
 
 
 # --- evidence and guess ------------------------------------------------------------------------

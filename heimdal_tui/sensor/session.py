@@ -26,11 +26,12 @@ from heimdal_tui.capture.frames import FrameBatch
 from heimdal_tui.capture.replay import ReplaySource
 from heimdal_tui.capture.source import FrameSource
 from heimdal_tui.capture.worker import BatchBuffer, CaptureWorker, PacketRate
+from heimdal_tui.common.memory import MemoryReleaser
 from heimdal_tui.config import Config
 from heimdal_tui.detect.alerts import ACTIVE_STATES, AlertChange
 from heimdal_tui.detect.engine import DetectionEngine
 from heimdal_tui.detect.harness import context_for
-from heimdal_tui.detect.whatif import RecentHistory
+from heimdal_tui.detect.whatif import DEFAULT_HISTORY_BYTES, RecentHistory
 from heimdal_tui.devices.snapshot import snapshot
 from heimdal_tui.sensor import views
 from heimdal_tui.sensor.commands import Commands
@@ -65,7 +66,7 @@ class SessionOptions:
     # enough that commands (a keypress in the console) wait a fraction of a second at most.
     gulp_frames: int = 16_384
     pps_history: int = 120
-    history_bytes: int = 32 * 1024 * 1024  # recent batches kept for the thresholds what-if
+    history_bytes: int = DEFAULT_HISTORY_BYTES  # recent batches kept for the thresholds what-if
     command_timeout: float = 10.0
     # Share of wall time the pipeline may keep the interpreter busy while a replay is backlogged
     # (1.0: all of it). The console uses less: a full-speed replay then leaves the GIL free often
@@ -118,6 +119,7 @@ class SensorSession:
         self.clock = clock
         self.worker = CaptureWorker(source, buffer)
         self.history = RecentHistory(max_bytes=self.options.history_bytes)
+        self._memory = MemoryReleaser()  # a sensor runs for months: hand freed heap back
         self.commands = Commands(self)
         self.labels: dict[int, str] = {}
         if store is not None:
@@ -354,6 +356,7 @@ class SensorSession:
             if self._next_save:
                 self.save_baselines()
             self._next_save = now + self.options.save_interval
+        self._memory.maybe_release()
 
     def _build_status(self, now: float) -> SensorStatus:
         engine = self.engine

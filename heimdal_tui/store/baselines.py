@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from heimdal_tui.store.base import StoreBase, dumps, loads
@@ -48,15 +48,23 @@ class LearnedMixin(StoreBase):
     ) -> int:
         """:meth:`save_baseline` for many ``(device_key, data, profile_version)`` in one transaction."""
         when = time.time() if updated is None else float(updated)
-        rows = [(int(key), version, when, dumps(dict(data))) for key, data, version in items]
+        count = 0
+
+        def rows() -> Iterator[tuple[int, str | int | None, float, str]]:
+            # Serialised as sqlite asks for them: one baseline's JSON in memory at a time.
+            nonlocal count
+            for key, data, version in items:
+                count += 1
+                yield int(key), version, when, dumps(dict(data))
+
         with self._write() as conn:
             conn.executemany(
                 "INSERT INTO baselines (device_key, profile_version, updated, data_json) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (device_key) DO UPDATE SET profile_version = excluded.profile_version,"
                 " updated = excluded.updated, data_json = excluded.data_json",
-                rows,
+                rows(),
             )
-        return len(rows)
+        return count
 
     def load_baseline(self, device_key: int) -> dict[str, Any] | None:
         row = self._row("SELECT data_json FROM baselines WHERE device_key = ?", (int(device_key),))

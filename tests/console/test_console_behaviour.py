@@ -52,7 +52,8 @@ def test_arriving_alerts_never_move_the_cursor_and_show_a_marker(tmp_path):
             screen = app.screen
             assert isinstance(screen, AlertsScreen)
             table = screen.table
-            await pilot.pause(0.5)
+            # The redraw that shows them waits until the operator stops typing (TYPING_QUIET).
+            await _until(lambda: table.row_count == len(app.state.alerts) >= 8)
             for _ in range(table.row_count - 1):  # to the oldest: the view scrolls away from the top
                 await pilot.press("down")
             assert table.scroll_y > 0
@@ -60,7 +61,8 @@ def test_arriving_alerts_never_move_the_cursor_and_show_a_marker(tmp_path):
             before = len(app.state.alerts)
             await pilot.press("p")
             await _until(lambda: len(app.state.alerts) > before, timeout=60)
-            await pilot.pause(0.6)
+            # Drawn by the next redraw (it waits while the operator types: see TYPING_QUIET).
+            await _until(lambda: screen.new_above > 0)
             assert table.cursor_key == chosen, "new alerts moved the operator's cursor"
             assert screen.new_above > 0
             marker = screen.query_one("#new-marker")
@@ -268,5 +270,36 @@ def test_every_action_is_in_the_command_palette(make_console):
             await pilot.pause(0.3)
             titles = {c.title for c in app.get_system_commands(app.screen)}
             assert "Devices: Filter" in titles and "Alerts: Acknowledge" not in titles
+
+    asyncio.run(run())
+
+
+def test_periodic_redraw_waits_while_the_operator_types(make_console):
+    """Keys first: the four-a-second redraw of the visible screen skips its turn within
+    TYPING_QUIET of a key and draws again once the operator pauses."""
+    from heimdal_tui.console import app as app_module
+
+    console = make_console()
+    app = console.app
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await pilot.press("2")
+            screen = app.screen
+            assert isinstance(screen, DevicesScreen)
+            drawn: list[int] = []
+            original = screen.refresh_from
+
+            def counted(state, force: bool = False) -> None:
+                drawn.append(1)
+                original(state, force)
+
+            screen.refresh_from = counted  # type: ignore[method-assign]
+            await pilot.press("down")
+            app._refresh_visible()
+            assert drawn == []  # just typed: the redraw waits
+            await pilot.pause(app_module.TYPING_QUIET + app_module.REFRESH_INTERVAL + 0.2)
+            assert drawn  # the operator paused: the timer drew the screen again
 
     asyncio.run(run())

@@ -249,12 +249,15 @@ class AlertsScreen(SensorScreen):
         )
 
     def action_newest(self) -> None:
+        # Draw what arrived meanwhile first (the periodic redraw waits while the operator types):
+        # the newest alert may be among it.
+        self.refresh_from(self.heimdal.state, force=True)
         table = self.table
         if table.row_count:
             table.move_cursor(row=0)
             table.scroll_home(animate=False)
         self.new_above = 0
-        self.refresh_from(self.heimdal.state, force=True)
+        self.query_one("#new-marker", Label).set_class(True, "hidden")
 
     def action_details(self) -> None:
         key = self.table.cursor_key
