@@ -37,9 +37,31 @@ from heimdal_tui.sensor.events import SensorEvent
 from heimdal_tui.sensor.link import CommandError, SensorLink
 
 REFRESH_INTERVAL = 0.25  # at most four redraws a second
-# While the operator types, the periodic redraw waits (keys first): it resumes this long after the
-# last key. A screen shown by a key draws its data as it appears, so nothing looks stale.
+# While the operator moves around, the periodic redraw waits (keys first): it resumes this long
+# after the last such key. A screen shown by a key draws its data as it appears.
 TYPING_QUIET = 0.4
+# Keys that only move around (the cursor, the screens): while they come, redraws wait. A key that
+# acts (acknowledge, resolve, filter...) wants its result drawn at once, so it does not hold them.
+NAVIGATION_KEYS = frozenset(
+    {
+        "up",
+        "down",
+        "left",
+        "right",
+        "pageup",
+        "pagedown",
+        "home",
+        "end",
+        "tab",
+        "shift+tab",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "6",
+    }
+)
 
 SCREENS: tuple[tuple[str, str, str], ...] = (
     ("1", "overview", "Overview"),
@@ -158,7 +180,8 @@ class HeimdalApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
-            self._last_key = time.monotonic()
+            if event.key in NAVIGATION_KEYS:
+                self._last_key = time.monotonic()
             # An in-process sensor pauses its pipeline briefly so this keypress is answered at
             # once; a daemon runs in its own process and needs no such courtesy.
             hold = getattr(self.link, "yield_to_ui", None)
