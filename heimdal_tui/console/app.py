@@ -40,29 +40,6 @@ REFRESH_INTERVAL = 0.25  # at most four redraws a second
 # While the operator moves around, the periodic redraw waits (keys first): it resumes this long
 # after the last such key. A screen shown by a key draws its data as it appears.
 TYPING_QUIET = 0.4
-# Keys that only move around (the cursor, the screens): while they come, redraws wait. A key that
-# acts (acknowledge, resolve, filter...) wants its result drawn at once, so it does not hold them.
-NAVIGATION_KEYS = frozenset(
-    {
-        "up",
-        "down",
-        "left",
-        "right",
-        "pageup",
-        "pagedown",
-        "home",
-        "end",
-        "tab",
-        "shift+tab",
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
-        "6",
-    }
-)
-
 SCREENS: tuple[tuple[str, str, str], ...] = (
     ("1", "overview", "Overview"),
     ("2", "devices", "Devices"),
@@ -70,6 +47,14 @@ SCREENS: tuple[tuple[str, str, str], ...] = (
     ("4", "drift", "Drift"),
     ("5", "sync", "Sync"),
     ("6", "thresholds", "Thresholds"),
+)
+
+
+# Keys that only move around (the cursor, the screens): while they come, redraws wait. A key that
+# acts (acknowledge, resolve, filter...) wants its result drawn at once, so it does not hold them.
+NAVIGATION_KEYS = frozenset(
+    {"up", "down", "left", "right", "pageup", "pagedown", "home", "end", "tab", "shift+tab"}
+    | {key for key, _, _ in SCREENS}
 )
 
 

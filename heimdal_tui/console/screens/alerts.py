@@ -126,6 +126,10 @@ class AlertsScreen(SensorScreen):
         if self.selected:
             line += f"   {len(self.selected)} selected"
         self.query_one("#filter-line", Label).update(fmt.plain(line), layout=False)
+        self._show_marker()
+
+    def _show_marker(self) -> None:
+        """The "N new above" marker, shown while new_above counts rows the operator has not seen."""
         marker = self.query_one("#new-marker", Label)
         marker.set_class(self.new_above == 0, "hidden")
         if self.new_above:
@@ -257,7 +261,7 @@ class AlertsScreen(SensorScreen):
             table.move_cursor(row=0)
             table.scroll_home(animate=False)
         self.new_above = 0
-        self.query_one("#new-marker", Label).set_class(True, "hidden")
+        self._show_marker()
 
     def action_details(self) -> None:
         key = self.table.cursor_key
