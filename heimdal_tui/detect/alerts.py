@@ -138,16 +138,25 @@ class AlertBook:
             and current.state in ACTIVE_STATES
             and finding.ts - current.last_seen <= self.correlation_window
         ):
-            severity = max(current.severity, finding.severity, key=lambda s: s.rank)
-            updated = replace(
-                current,
+            severity = current.severity
+            if finding.severity.rank > severity.rank:
+                severity = finding.severity
+            # Made directly: dataclasses.replace costs several times more, and repeats are most
+            # of the findings of a long capture.
+            updated = Alert(
+                id=current.id,
+                kind=current.kind,
                 severity=severity,
                 score=max(current.score, finding.score),
+                ts=current.ts,
+                device=device,
+                peer=current.peer,
+                first_seen=current.first_seen,
                 last_seen=max(current.last_seen, finding.ts),
                 count=current.count + 1,
                 summary=finding.summary,
                 evidence=finding.evidence,
-                device=device,
+                state=current.state,
             )
             self.alerts[updated.id] = updated
             return AlertChange(updated, new=False)

@@ -51,6 +51,18 @@ def _hash(*columns: np.ndarray) -> np.ndarray:
     return h
 
 
+def member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """``np.isin(values, pool)`` by a binary search per value in the sorted pool: several times
+    quicker than isin's sort of both together at a batch's sizes (a few thousand flows, a few
+    dozen pending probes)."""
+    if pool.shape[0] == 0:
+        return np.zeros(values.shape[0], dtype=bool)
+    ordered = np.sort(pool)
+    at = np.searchsorted(ordered, values)
+    at[at == ordered.shape[0]] = 0
+    return ordered[at] == values
+
+
 def _flow_id(cols: dict[str, np.ndarray]) -> np.ndarray:
     """Identity of a flow: its endpoints, ports, protocol and first time."""
     first_us = np.round(cols["first_ts"].astype(np.float64) * 1e6).astype(np.int64)
@@ -91,7 +103,7 @@ class AnswerWatch:
         ``resp_dev``; the decoded packet columns), or None when empty."""
         ended = _flow_id(ended_flows) if ended_flows is not None else None
         if ended is not None and len(self):
-            self._keep(~np.isin(self.flow_id, ended))
+            self._keep(~member(self.flow_id, ended))
         answered = self._answers(packets) if packets is not None and len(self) else None
         if new_flows is not None:
             self._add(new_flows, ended)
@@ -155,7 +167,7 @@ class AnswerWatch:
         ids = _flow_id(picked)
         if ended is not None:
             # Started and ended in this batch: its ended row said all there is to say.
-            alive = ~np.isin(ids, ended)
+            alive = ~member(ids, ended)
             picked = {name: column[alive] for name, column in picked.items()}
             ids, rows = ids[alive], rows[alive]
             if rows.shape[0] == 0:

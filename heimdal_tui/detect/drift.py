@@ -127,6 +127,8 @@ class PendingDrift:
 
 def _moved(features: Mapping[str, float]) -> tuple[str, ...]:
     """The features at 0.5 or more, most moved first."""
+    if not features or max(features.values()) < 0.5:
+        return ()  # most points: nothing to sort
     return tuple(sorted((k for k, v in features.items() if v >= 0.5), key=lambda k: -features[k]))
 
 

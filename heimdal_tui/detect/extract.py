@@ -1,10 +1,11 @@
 """Behaviour items out of one batch, column by column, with a few vectorized passes.
 
 From the flows that started or ended: services used (answered), remote destinations with their
-names and countries, services served (answered); from the packets, in two polars group_bys run
-together: each device's protocols and its bytes out and in per minute (kept open until capture
-time moves past the minute); from the DNS queries: the registered domains asked for. Text forms
-(addresses, service and protocol labels, domains) are made once each and remembered (bounded).
+names and countries, services served (answered); from the packets, in polars group_bys run in the
+background while the flows are worked through: each device's protocols and its bytes out and in
+per minute (kept open until capture time moves past the minute); from the DNS queries: the
+registered domains asked for. Text forms (addresses, service and protocol labels, domains) are
+made once each and remembered (bounded).
 
 The detectors and the baselines take each item once per batch, at its first time. Drift asks
 which items each device used in each drift interval, whatever the batch holds: when a batch spans
@@ -16,6 +17,7 @@ per interval would.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -29,6 +31,9 @@ from heimdal_tui.detect.geo import CountryLookup
 from heimdal_tui.devices.locality import address_text
 from heimdal_tui.devices.table import protocol_label
 from heimdal_tui.flows.table import PROTO_NAMES
+
+if TYPE_CHECKING:
+    from polars.lazyframe.in_process import InProcessQuery
 
 MEMO_SIZE = 65_536  # entries per text cache (cleared when full)
 _ANSWER_PACKET_COLUMNS = (
@@ -165,8 +170,11 @@ class Extractor:
         rows = {table: Rows() for table in TABLES}
         repeats = {table: Rows() for table in DRIFT_TABLES}
         order: list[list[int]] = []
+        # The packet group_bys run in polars' threads while the flows are worked through here.
+        running = self._packet_queries(ctx)
         self._flows(ctx, rows, repeats, order)
-        self._packets(ctx, rows, repeats, order)
+        if running is not None:
+            self._packets([query.fetch_blocking() for query in running], rows, repeats, order)
         self._dns(ctx, rows, order)
         return rows, repeats, order
 
@@ -357,14 +365,13 @@ class Extractor:
                 countries.peers.append(peer)
         return devices
 
-    def _packets(
-        self, ctx: BatchContext, rows: dict[str, Rows], repeats: dict[str, Rows], order: list[list[int]]
-    ) -> None:
+    def _packet_queries(self, ctx: BatchContext) -> list[InProcessQuery] | None:
         """Protocols per device (first time each in the batch; and in each later drift interval
-        when the batch spans several) and bytes per device and minute, in group_bys run together."""
+        when the batch spans several) and bytes per device and minute: polars group_bys, started
+        in the background (None for a batch without packets)."""
         packets = ctx.packets
         if packets.height == 0:
-            return
+            return None
         frame = packets.lazy()
         sending = frame.filter(pl.col("src_dev") != 0)
         key = ("src_dev", "eth_type", "proto")
@@ -395,7 +402,18 @@ class Extractor:
             slot = (pl.col("ts") / interval).floor().cast(pl.Int64).alias("slot")
             per_interval = sending.group_by(*key, slot).agg(pl.col("ts").min())
             queries.append(per_interval.filter(pl.col("ts") > pl.col("ts").min().over(*key)).sort("ts", *key))
-        seen, totals, *again = pl.collect_all(queries)
+        return [query.collect(background=True) for query in queries]
+
+    def _packets(
+        self,
+        results: list[pl.DataFrame],
+        rows: dict[str, Rows],
+        repeats: dict[str, Rows],
+        order: list[list[int]],
+    ) -> None:
+        """The rows of :meth:`_packet_queries`' results: protocols, repeats, and the bytes folded
+        into the open minutes."""
+        seen, totals, *again = results
         order.append(self._protocol_rows(rows["protocols"], seen))
         if again:
             self._protocol_rows(repeats["protocols"], again[0])

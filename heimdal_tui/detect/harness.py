@@ -5,12 +5,17 @@ Used by the detection engine and by detector tests (run a capture, collect findi
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import polars as pl
 
 from heimdal_tui.capture.pcap_file import CaptureFile
+from heimdal_tui.decode.app_select import AppEvent
 from heimdal_tui.detect.context import BatchContext, DeviceRef
+from heimdal_tui.devices.directory import Identity
+from heimdal_tui.devices.identity import DeviceTypeGuess
 from heimdal_tui.devices.locality import address_text, mac_text
 from heimdal_tui.pipeline.engine import BatchResult, Pipeline, PipelineSettings
 
@@ -29,42 +34,129 @@ def device_ref(pipeline: Pipeline, key: int) -> DeviceRef:
     return DeviceRef(key=key, mac=mac, ip=ip, name=name, type=kind)
 
 
+class DeviceRefs:
+    """What ``device_ref`` needs across batches, for one pipeline: each device's last ref, and the
+    sending device of each source (MAC, address) of application messages.
+
+    A ref is made again only when what it was made from changed: the device's Identity object,
+    its type guess (Identity.guess() returns the same object until the identity changes), its
+    hostname or its first address. Addresses are ranked once per state of the address table
+    (DeviceTable.ips is a new frame whenever it changes).
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        # key -> (ref, the Identity, guess and first address it was made from)
+        self.refs: dict[
+            int, tuple[DeviceRef, Identity | None, DeviceTypeGuess | None, tuple[int, int] | None]
+        ] = {}
+        self.senders: dict[tuple[int, int, int], int | None] = {}
+        self._ranked: pl.DataFrame | None = None
+        self._first_ips: dict[int, tuple[int, int]] = {}
+
+    def first_ips(self) -> dict[int, tuple[int, int]]:
+        """:func:`first_ips` of the pipeline's address table as it is now."""
+        ips = self.pipeline.devices.ips
+        if ips is not self._ranked:
+            self._first_ips = first_ips(ips)
+            self._ranked = ips
+        return self._first_ips
+
+    def ref(self, key: int, firsts: dict[int, tuple[int, int]]) -> DeviceRef:
+        """Device ``key``'s ref, ``firsts`` being every device's first address now."""
+        ident = self.pipeline.directory.identities.get(key)
+        guess = ident.guess() if ident is not None else None
+        pair = firsts.get(key)
+        kept = self.refs.get(key)
+        if kept is not None:
+            ref, kept_ident, kept_guess, kept_pair = kept
+            if (
+                kept_ident is ident
+                and kept_guess is guess
+                and kept_pair == pair
+                and ref.name == (ident.hostname if ident is not None else None)
+            ):
+                return ref
+        ref = _make_ref(key, ident, guess, pair)
+        if len(self.refs) >= MAX_KEPT and key not in self.refs:
+            self.refs.clear()
+        self.refs[key] = (ref, ident, guess, pair)
+        return ref
+
+    def senders_of(self, events: Sequence[AppEvent]) -> list[int | None]:
+        """DeviceDirectory.sender of each event. It depends on the event's source MAC and address
+        alone (the directory's locality is the pipeline's, fixed), so each source is resolved once."""
+        sender = self.pipeline.directory.sender
+        senders = self.senders
+        if len(senders) >= MAX_KEPT:
+            senders.clear()
+        out: list[int | None] = []
+        for ev in events:
+            source = (ev.src_mac, ev.src_hi, ev.src_lo)
+            if source in senders:
+                out.append(senders[source])
+            else:
+                out.append(senders.setdefault(source, sender(ev)))
+        return out
+
+
+MAX_KEPT = 65_536  # refs and senders kept per pipeline (cleared when full; devices are capped far lower)
+_kept: weakref.WeakKeyDictionary[Pipeline, DeviceRefs] = weakref.WeakKeyDictionary()
+
+
+def kept_refs(pipeline: Pipeline) -> DeviceRefs:
+    """``pipeline``'s DeviceRefs (made on first use, gone with the pipeline): the engine, the
+    sensor session and the tests all build contexts through :func:`context_for`."""
+    found = _kept.get(pipeline)
+    if found is None:
+        found = _kept[pipeline] = DeviceRefs(pipeline)
+    return found
+
+
+def _ip_text(key: int, pair: tuple[int, int] | None) -> str | None:
+    """The address a ref shows: the device's first one, else the one its key holds (IP keys)."""
+    if pair is not None:
+        return address_text(*pair)
+    if key >= MAC_KEY_LIMIT and key >> 60 == 1:
+        return address_text(0, 0xFFFF00000000 | (key & 0xFFFFFFFF))
+    return None
+
+
+def _make_ref(
+    key: int, ident: Identity | None, guess: DeviceTypeGuess | None, pair: tuple[int, int] | None
+) -> DeviceRef:
+    return DeviceRef(
+        key=key,
+        mac=mac_text(key) if key < MAC_KEY_LIMIT else None,
+        ip=_ip_text(key, pair),
+        name=ident.hostname if ident is not None else None,
+        type=guess.type if guess is not None else "unknown",
+    )
+
+
 class BatchDeviceRefs:
     """``device_ref`` for one batch, memoized: the pipeline does not change while detectors look at
-    a batch, and the findings of a batch name the same few devices again and again.
+    a batch, and the findings of a batch name the same few devices again and again. A ref made in
+    an earlier batch is taken again while still right (see :class:`DeviceRefs`).
 
     On the first lookup the addresses of every device are ranked in one pass (the same order as
     DeviceTable.first_ip: IPv4 first, then the most recently used): one table filter per device
     costs as much as ranking them all.
     """
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, kept: DeviceRefs | None = None) -> None:
         self.pipeline = pipeline
+        self.kept = kept if kept is not None else DeviceRefs(pipeline)
         self.refs: dict[int, DeviceRef] = {}
         self.first_ips: dict[int, tuple[int, int]] | None = None
 
     def __call__(self, key: int) -> DeviceRef:
         ref = self.refs.get(key)
         if ref is None:
-            ref = self.refs[key] = self._build(key)
+            if self.first_ips is None:
+                self.first_ips = self.kept.first_ips()
+            ref = self.refs[key] = self.kept.ref(key, self.first_ips)
         return ref
-
-    def _first_ip(self, key: int) -> str | None:
-        if self.first_ips is None:
-            self.first_ips = first_ips(self.pipeline.devices.ips)
-        pair = self.first_ips.get(key)
-        return None if pair is None else address_text(*pair)
-
-    def _build(self, key: int) -> DeviceRef:
-        pipeline = self.pipeline
-        ident = pipeline.directory.identities.get(key)
-        mac = mac_text(key) if key < MAC_KEY_LIMIT else None
-        ip = self._first_ip(key)
-        name = ident.hostname if ident else None
-        kind = ident.guess().type if ident else "unknown"
-        if ip is None and key >= MAC_KEY_LIMIT and key >> 60 == 1:
-            ip = address_text(0, 0xFFFF00000000 | (key & 0xFFFFFFFF))
-        return DeviceRef(key=key, mac=mac, ip=ip, name=name, type=kind)
 
 
 def first_ips(ips: pl.DataFrame) -> dict[int, tuple[int, int]]:
@@ -72,13 +164,15 @@ def first_ips(ips: pl.DataFrame) -> dict[int, tuple[int, int]]:
     for every device at once)."""
     if ips.height == 0:
         return {}
-    ranked = (
-        ips.with_columns((pl.col("ip_hi") == 0).alias("v4"))
-        .sort(["device", "v4", "last_seen"], descending=[False, True, True], maintain_order=True)
-        .unique("device", keep="first", maintain_order=True)
-    )
-    pairs = zip(ranked["ip_hi"].to_list(), ranked["ip_lo"].to_list(), strict=True)
-    return dict(zip(ranked["device"].to_list(), pairs, strict=True))
+    device, hi, lo = (ips[name].to_numpy() for name in ("device", "ip_hi", "ip_lo"))
+    # By device, IPv4 first, then the newest; lexsort is stable: ties keep the table's order.
+    order = np.lexsort((-ips["last_seen"].to_numpy(), hi != 0, device))
+    ranked = device[order]
+    first = np.ones(ranked.shape[0], dtype=bool)
+    first[1:] = ranked[1:] != ranked[:-1]
+    picked = order[first]
+    pairs = zip(hi[picked].tolist(), lo[picked].tolist(), strict=True)
+    return dict(zip(device[picked].tolist(), pairs, strict=True))
 
 
 def context_for(pipeline: Pipeline, result: BatchResult) -> BatchContext:
@@ -86,16 +180,17 @@ def context_for(pipeline: Pipeline, result: BatchResult) -> BatchContext:
     packets = result.packets
     now = float(packets["ts"].max()) if packets.height else (pipeline.stats.last_ts or 0.0)  # type: ignore[arg-type]
     peer_names = directory.peer_names
+    kept = kept_refs(pipeline)
     return BatchContext(
         now=now,
         packets=packets,
         new_flows=result.new_flows,
         ended_flows=result.ended_flows,
         app_events=result.app_events,
-        app_devices=[directory.sender(ev) for ev in result.app_events],
+        app_devices=kept.senders_of(result.app_events),
         new_devices=result.new_devices,
         locality=pipeline.locality,
-        device_ref=BatchDeviceRefs(pipeline),
+        device_ref=BatchDeviceRefs(pipeline, kept),
         peer_name=lambda hi, lo: peer_names.get((hi, lo)),
         first_ts=pipeline.stats.first_ts or now,
     )

@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from heimdal_tui.detect.answers import member
 from heimdal_tui.detect.context import BatchContext
 from heimdal_tui.detect.model import DetectorSettings, Finding, Severity, setting
 from heimdal_tui.devices.locality import address_text, mac_text
@@ -448,7 +449,12 @@ class PortScanDetector:
         rst = (proto == 6) & ((flags & 0x04) != 0)
         echo_reply = ((proto == 1) & (sport_all == 0)) | ((proto == 58) & (sport_all == 129))
         arp_reply = (p["eth_type"].to_numpy() == 0x0806) & (p["arp_op"].to_numpy() == 2)
-        rows = np.flatnonzero(synack | rst | (proto == 17) | echo_reply | arp_reply)
+        candidates = synack | rst | (proto == 17) | echo_reply | arp_reply
+        # An answer has the port of the probe it answers (-1: none), and few probes are pending:
+        # the rows with no pending probe's port are left out before hashing.
+        ports = np.where(echo_reply | arp_reply, -1, sport_all)
+        candidates &= np.isin(ports, pending["port"], kind="table")
+        rows = np.flatnonzero(candidates)
         if rows.shape[0] == 0:
             return
         s_hi = _col(p, "dst_hi", rows, _U64)
@@ -470,7 +476,7 @@ class PortScanDetector:
             d_hi[is_arp] = 0
             d_lo[is_arp] = _col(p, "arp_spa", rows, _U64)[is_arp] | _U64(_V4)
         akey = _hash(s_hi, s_lo, d_hi, d_lo, port)
-        hit = np.flatnonzero(np.isin(akey, pending["akey"]))
+        hit = np.flatnonzero(member(akey, pending["akey"]))
         if hit.shape[0] == 0:
             return
         t = _micros(p["ts"].to_numpy()[rows[hit]])
