@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from heimdal_tui.config import Config, ConfigError, save_config
+from heimdal_tui.console.idle_gc import IdleCollector
 from heimdal_tui.console.messages import CommandDone, SensorUpdate
 from heimdal_tui.console.screens.alerts import AlertsScreen
 from heimdal_tui.console.screens.base import SensorScreen
@@ -112,12 +113,16 @@ class HeimdalApp(App[None]):
         self._unsubscribe: Callable[[], None] | None = None
         self._theme_dirs = theme_dirs
         self._theme_ready = False
-        self._last_key = float("-inf")  # monotonic time of the last key (see TYPING_QUIET)
+        self._last_key = float("-inf")  # monotonic time of the last navigation key (TYPING_QUIET)
+        self._last_input = float("-inf")  # ... and of any key (full collections wait for a pause)
+        self.collector = IdleCollector()
+        self._instant_switch = False  # see action_show_screen
 
     # -- start and stop ----------------------------------------------------------------------------
     def on_mount(self) -> None:
         self._load_themes()
         self._unsubscribe = self.link.subscribe(self._post_event)
+        self.collector.start()
         self.set_interval(REFRESH_INTERVAL, self._refresh_visible, name="refresh")
 
     def _post_event(self, event: SensorEvent) -> None:
@@ -125,6 +130,7 @@ class HeimdalApp(App[None]):
         self.post_message(SensorUpdate(event))
 
     def on_unmount(self) -> None:
+        self.collector.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
 
@@ -165,8 +171,9 @@ class HeimdalApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
+            self._last_input = time.monotonic()
             if event.key in NAVIGATION_KEYS:
-                self._last_key = time.monotonic()
+                self._last_key = self._last_input
             # An in-process sensor pauses its pipeline briefly so this keypress is answered at
             # once; a daemon runs in its own process and needs no such courtesy.
             hold = getattr(self.link, "yield_to_ui", None)
@@ -183,6 +190,7 @@ class HeimdalApp(App[None]):
         for notice in self.state.take_notices():
             severity = {"error": "error", "warning": "warning"}.get(notice.level, "information")
             self.notify(notice.text, severity=severity, timeout=8 if severity != "error" else 20)  # type: ignore[arg-type]
+        self.collector.maybe_collect(self._last_input)
         if time.monotonic() - self._last_key < TYPING_QUIET:
             return  # the next tick after the operator pauses draws everything that came meanwhile
         screen = self.screen
@@ -237,8 +245,19 @@ class HeimdalApp(App[None]):
 
     # -- actions --------------------------------------------------------------------------------------
     def action_show_screen(self, mode: str) -> None:
-        if self.current_mode != mode:
+        if self.current_mode == mode:
+            return
+        # A screen shown before is composed and laid out: there is no half-built frame to hide,
+        # so the switch paints at once instead of after Textual's 50 ms delay_update.
+        self._instant_switch = mode in self._screen_stacks
+        try:
             self.switch_mode(mode)
+        finally:
+            self._instant_switch = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if not self._instant_switch:
+            super().delay_update(delay)
 
     def action_replay(self, action: str) -> None:
         status = self.state.status

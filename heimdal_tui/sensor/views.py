@@ -7,6 +7,7 @@ immutable values that are safe to hand to another thread or to serialise.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +24,14 @@ from heimdal_tui.sensor.events import AlertRow, DeviceRow, DriftRow
 
 # How many items of each baseline table the device view shows (busiest first).
 DETAIL_ITEMS = 40
+# The device table's columns device_rows reads, in the order it unpacks them.
+_DEVICE_COLUMNS = (
+    "device", "bps_10s", "bps_1m", "bytes_in", "bytes_out", "packets_in", "packets_out",
+    "first_seen", "last_seen",
+)  # fmt: skip
+
+# A device's MAC never changes: formatted once, not once a second for every device.
+_mac_text = functools.lru_cache(maxsize=16_384)(mac_text)
 
 
 def alert_row(alert: Alert, labels: dict[int, str]) -> AlertRow:
@@ -60,7 +69,8 @@ def device_rows(engine: DetectionEngine, labels: dict[int, str]) -> tuple[Device
     """Every device, busiest first (by bytes over the last 10 s, then in total).
 
     Runs once a second on the sensor's thread with up to thousands of devices: everything is read
-    in whole-table passes (no per-device query).
+    in whole-table passes (no per-device query), as plain tuples (a dict per row costs more than
+    the rest of the row). In-process with the console this holds the interpreter while it runs.
     """
     pipeline = engine.pipeline
     table = pipeline.devices
@@ -82,11 +92,21 @@ def device_rows(engine: DetectionEngine, labels: dict[int, str]) -> tuple[Device
     identities = pipeline.directory.identities
     book = engine.book
     rows = []
-    for r in frame.iter_rows(named=True):
-        key = int(r["device"])
+    for (
+        device,
+        bps_10s,
+        bps_1m,
+        bytes_in,
+        bytes_out,
+        packets_in,
+        packets_out,
+        first_seen,
+        last_seen,
+    ) in frame.select(_DEVICE_COLUMNS).iter_rows():
+        key = int(device)
         ident = identities.get(key)
         guess = ident.guess() if ident is not None else None
-        mac = mac_text(key) if key < MAC_KEY_LIMIT else None
+        mac = _mac_text(key) if key < MAC_KEY_LIMIT else None
         hostname = ident.hostname if ident is not None else None
         ips = tuple(addresses.get(key, ()))
         label = labels.get(key)
@@ -103,14 +123,14 @@ def device_rows(engine: DetectionEngine, labels: dict[int, str]) -> tuple[Device
                 type=guess.type if guess is not None else "unknown",
                 type_confidence=round(guess.confidence, 2) if guess is not None else 0.0,
                 ips=ips,
-                bps=round(float(r["bps_10s"] or 0.0), 1),
-                bps_1m=round(float(r["bps_1m"] or 0.0), 1),
-                bytes_in=int(r["bytes_in"]),
-                bytes_out=int(r["bytes_out"]),
-                packets=int(r["packets_in"]) + int(r["packets_out"]),
+                bps=round(float(bps_10s or 0.0), 1),
+                bps_1m=round(float(bps_1m or 0.0), 1),
+                bytes_in=int(bytes_in),
+                bytes_out=int(bytes_out),
+                packets=int(packets_in) + int(packets_out),
                 peers=int(peers.get(key, 0)),
-                first_seen=float(r["first_seen"]),
-                last_seen=float(r["last_seen"]),
+                first_seen=float(first_seen),
+                last_seen=float(last_seen),
                 open_alerts=alerts.get(key, 0),
                 drift=drift.score if drift else None,
                 maturity=round(book.maturity(key), 3),

@@ -53,3 +53,30 @@ def test_a_ranking_keeps_its_top_row_until_the_operator_moves():
             assert ranking.cursor_key == "a" and ranking.cursor_coordinate.row == 2
 
     asyncio.run(run())
+
+
+def test_unchanged_rows_are_not_rewritten():
+    """show() with the same values (in new Cell objects) changes nothing and says so; a row whose
+    one value moved gets that one cell, and every other cell stays the very object it was."""
+
+    async def run() -> None:
+        app = _Tables()
+        async with app.run_test(size=(60, 20)) as pilot:
+            table = app.query_one("#follow", KeyedTable)
+            assert table.show(_rows({"a": 3, "b": 2, "c": 1}))
+            await pilot.pause()
+            before = {key: table.get_row(key) for key in "abc"}
+
+            assert not table.show(_rows({"a": 3, "b": 2, "c": 1}))
+            for key in "abc":
+                assert all(new is old for new, old in zip(table.get_row(key), before[key], strict=True)), key
+
+            assert table.show(_rows({"a": 3, "b": 5, "c": 1}))
+            for key in "ac":
+                assert all(new is old for new, old in zip(table.get_row(key), before[key], strict=True))
+            name, rate = table.get_row("b")
+            assert name is before["b"][0]
+            assert rate is not before["b"][1] and str(rate) == "5"
+            assert table.cursor_key == "a"  # the sort moved "b" to the top, not the cursor
+
+    asyncio.run(run())

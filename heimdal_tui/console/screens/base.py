@@ -54,9 +54,14 @@ class SensorScreen(Screen[None]):
         self.call_after_refresh(self.refresh_from, self.heimdal.state, True)
 
     def on_screen_resume(self) -> None:
-        # Shown again: draw the parts that moved while it was hidden (only those: a screen whose
-        # data did not change is shown as it was, at once).
-        self.refresh_from(self.heimdal.state)
+        # Shown again: first paint it as it was when hidden (the operator sees the screen they
+        # asked for at once), then draw what moved meanwhile, right after that paint. Drawing it
+        # first held the switch for a redraw of up to thousands of rows (100-400 ms at full speed).
+        self.call_after_refresh(self._refresh_shown)
+
+    def _refresh_shown(self) -> None:
+        if self.is_current:  # not switched away again before the paint: hidden screens draw nothing
+            self.refresh_from(self.heimdal.state)
 
     def refresh_from(self, state: ConsoleState, force: bool = False) -> None:
         bars = self.query(SensorBar)
