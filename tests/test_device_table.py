@@ -117,3 +117,104 @@ def test_caps_on_devices_and_peers_and_idle_eviction():
     assert table.dropped["peers"] == 3
     _feed(table, [_pkt(5000.0, TV, ROUTER, "192.168.1.77", "8.8.8.8")])
     assert {mac_text(k) for k in table.devices["device"].to_list()} == {TV}
+
+
+def _peer_batch(device_count: int, peers: range, ts: float) -> pl.DataFrame:
+    """Per-batch peer aggregates as the table folds them: every device to every peer once."""
+    rows = [
+        (dev, 0, 0xFFFF_0808_0000 + peer, ts, ts + 0.5, 1, 100, 10)
+        for dev in range(1, device_count + 1)
+        for peer in peers
+    ]
+    return pl.DataFrame(
+        rows,
+        schema=[
+            "device",
+            "peer_hi",
+            "peer_lo",
+            "first_seen",
+            "last_seen",
+            "packets",
+            "bytes_out",
+            "bytes_in",
+        ],
+        orient="row",
+    ).cast({"device": pl.UInt64, "peer_hi": pl.UInt64, "peer_lo": pl.UInt64})
+
+
+def test_the_sharded_rolling_table_folds_to_what_one_group_by_of_everything_gives():
+    table = DeviceTable()
+    batches = [_peer_batch(300, range(i * 5, i * 5 + 20), float(i)) for i in range(12)]
+    for batch in batches:
+        table._peers.add(batch)  # queued; merged shard by shard as the queue fills
+    expected = (
+        pl.concat(batches)
+        .group_by("device", "peer_hi", "peer_lo")
+        .agg(
+            pl.col("first_seen").min(),
+            pl.col("last_seen").max(),
+            pl.col("packets").sum(),
+            pl.col("bytes_out").sum(),
+            pl.col("bytes_in").sum(),
+        )
+    )
+    got = table.peers
+    key = ["device", "peer_hi", "peer_lo"]
+    assert got.sort(key).equals(expected.select(got.columns).sort(key))
+    # Every device's rows sit in one shard, and the shards cover the table exactly.
+    shard_of: dict[int, int] = {}
+    for i, part in enumerate(table._peers.parts):
+        for device in part["device"].unique().to_list():
+            assert shard_of.setdefault(device, i) == i
+    assert len(shard_of) == 300 and sum(p.height for p in table._peers.parts) == got.height
+    assert table._peers.height == got.height
+    # Replacing the table (as eviction does) re-splits it; reading it back gives the same rows.
+    table.peers = got.filter(pl.col("device") != 7)
+    assert table.peers.height == got.height - got.filter(pl.col("device") == 7).height
+    assert sorted({d for p in table._peers.parts for d in p["device"].to_list()}) == [
+        d for d in range(1, 301) if d != 7
+    ]
+
+
+def test_a_cap_keeps_the_most_recently_seen_entries_whenever_the_batches_are_folded():
+    # 40 batches of 10 new peers per device against a cap of 25: whether merged batch by batch
+    # or many at once, each device keeps its 25 most recently seen peers and the rest are counted.
+    limits = DeviceLimits(max_peers=25)
+    for min_queue in (1, 10_000_000):
+        table = DeviceTable(limits=limits)
+        table._peers.MIN_QUEUE = min_queue
+        for i in range(40):
+            table._peers.add(_peer_batch(50, range(i * 10, i * 10 + 10), float(i)))
+        peers = table.peers
+        per_device = peers.group_by("device").agg(pl.col("peer_lo") - 0xFFFF_0808_0000)
+        for kept in per_device["peer_lo"].to_list():
+            # The two newest batches (peers 380-399) and 5 of the one before (tied on last_seen).
+            assert len(kept) == 25 and set(range(380, 400)) <= set(kept) <= set(range(370, 400))
+        assert table.dropped["peers"] == 50 * (400 - 25)
+
+
+def test_names_fold_per_device_with_a_cap_and_go_with_their_device():
+    limits = DeviceLimits(max_names=3, max_devices=2)
+    table = DeviceTable(limits=limits)
+    _feed(table, [_pkt(1.0, PHONE, ROUTER, "192.168.1.20", "1.1.1.1")])
+    phone = mac_value(PHONE)
+    table.add_name_sightings([(phone, "a.example", "dns", 1.0), (phone, "a.example", "dns", 2.0)])
+    table.add_name_sightings([(phone, "a.example", "sni", 3.0), (12345, "ghost.example", "dns", 3.0)])
+    names = table.names.sort("kind")
+    assert names.select("name", "kind", "first_seen", "last_seen", "count").rows() == [
+        ("a.example", "dns", 1.0, 2.0, 2),
+        ("a.example", "sni", 3.0, 3.0, 1),
+    ]  # the sighting for a device the table does not hold is dropped
+    table.add_name_sightings([(phone, f"n{i}.example", "dns", 10.0 + i) for i in range(4)])
+    assert sorted(table.names["name"].to_list()) == ["n1.example", "n2.example", "n3.example"]
+    assert table.dropped["names"] == 3
+    # Evicting the device (two newer devices arrive, max_devices=2) drops its names.
+    _feed(
+        table,
+        [
+            _pkt(20.0, TV, ROUTER, "192.168.1.30", "1.1.1.1"),
+            _pkt(21.0, "02:00:00:00:00:09", ROUTER, "192.168.1.31", "1.1.1.1"),
+        ],
+    )
+    assert phone not in table.devices["device"].to_list()
+    assert table.names.filter(pl.col("device") == phone).height == 0

@@ -42,3 +42,19 @@ def test_engine_modules_do_not_import_textual():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_asgard_status_types_load_without_the_link_and_httpx():
+    # The sensor and the console read the sync status whether or not sync is configured: the
+    # package loads its link (and httpx) only when something asks for it.
+    code = (
+        "import sys\n"
+        "import heimdal_tui.asgard.status\n"
+        "from heimdal_tui.asgard import SyncStatus, LINK_STATES\n"
+        "before = 'httpx' in sys.modules or 'heimdal_tui.asgard.link' in sys.modules\n"
+        "from heimdal_tui.asgard import AsgardLink\n"
+        "after = 'httpx' in sys.modules and AsgardLink.__module__ == 'heimdal_tui.asgard.link'\n"
+        "print(before, after)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]

@@ -93,3 +93,32 @@ def test_releaser_waits_its_interval() -> None:
     assert releaser.maybe_release() is False
     now[0] += 2.0
     assert releaser.maybe_release() is True
+
+
+_SENSOR_ENV = """
+import os, sys
+for name in ("POLARS_MAX_THREADS", "_RJEM_MALLOC_CONF"):
+    os.environ.pop(name, None)
+from heimdal_tui.cli.main import main
+try:
+    main([sys.argv[1], "--help"])
+except SystemExit:
+    pass
+import polars  # polars puts its own defaults in front of what it finds
+print(os.environ.get("POLARS_MAX_THREADS"), os.environ.get("_RJEM_MALLOC_CONF"))
+"""
+
+
+def test_the_sensor_runs_polars_with_one_thread_and_its_allocator_handing_pages_back_at_once():
+    def env_of(command: str) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", _SENSOR_ENV, command], capture_output=True, text=True, check=True
+        )
+        return out.stdout.split()[-2:]
+
+    threads, conf = env_of("daemon")
+    assert threads == "1"
+    # jemalloc takes the last value of an option: ours, after polars' own defaults.
+    assert conf.split(",")[-2:] == ["dirty_decay_ms:0", "muzzy_decay_ms:0"]
+    threads, conf = env_of("analyze")  # analyze keeps polars' pool and allocator defaults
+    assert threads == "None" and "dirty_decay_ms:0" not in conf

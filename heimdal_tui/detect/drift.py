@@ -11,8 +11,9 @@ accepting the drift merges them into the baseline.
 from __future__ import annotations
 
 import math
-from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from array import array
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress
@@ -56,26 +57,119 @@ class _Interval:
 
 
 _TABLES = ("destinations", "services", "protocols", "countries")
+_FEATURES = tuple(WEIGHTS)
+_STRIDE = 2 + len(_FEATURES)  # ts, score, then one value per feature
 _NO_VALUES: frozenset[str] = frozenset()
 _new_point = partial(tuple.__new__, DriftPoint)
+
+
+class PointHistory:
+    """A device's last ``maxlen`` drift points, packed as doubles: ts, score and one value per
+    feature (NaN where the interval did not measure it). About 60 bytes a point where a tuple with
+    a dict of features takes 500: a sensor keeps ``HISTORY_POINTS`` of them for every device.
+    Reads as a sequence of :class:`DriftPoint`; features outside ``WEIGHTS`` are not kept."""
+
+    __slots__ = ("_values", "maxlen")
+
+    def __init__(self, points: Iterable[DriftPoint] = (), maxlen: int = HISTORY_POINTS) -> None:
+        self._values = array("d")
+        self.maxlen = maxlen
+        for point in points:
+            self.append(point)
+
+    def append(self, point: DriftPoint) -> None:
+        features = point.features
+        self._values.extend((point.ts, point.score, *(features.get(f, math.nan) for f in _FEATURES)))
+        excess = len(self._values) - self.maxlen * _STRIDE
+        if excess > 0:
+            del self._values[:excess]
+
+    def __len__(self) -> int:
+        return len(self._values) // _STRIDE
+
+    def __getitem__(self, index: int) -> DriftPoint:
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("drift history index out of range")
+        return self._point(index * _STRIDE)
+
+    def __iter__(self) -> Iterator[DriftPoint]:
+        for at in range(0, len(self._values), _STRIDE):
+            yield self._point(at)
+
+    def scores(self) -> tuple[float, ...]:
+        """Every point's score, oldest first (what a sparkline needs, without making the points)."""
+        return tuple(self._values[1::_STRIDE])
+
+    def _point(self, at: int) -> DriftPoint:
+        values = self._values
+        features = {
+            name: value
+            for name, value in zip(_FEATURES, values[at + 2 : at + _STRIDE], strict=True)
+            if value == value  # not NaN
+        }
+        return _new_point((values[at], values[at + 1], features, _moved(features)))
+
+
+class PendingItems:
+    """One table's novel values pending for a device, first seen first, at most ``MAX_PENDING``:
+    the values as the keys of a dict (which is also the index that keeps them unique), their times
+    packed in an array of doubles, their peers in a list. About 60 bytes an item besides its text,
+    where an Item tuple in a list with a set beside it took 200. Reads as a sequence of Items."""
+
+    __slots__ = ("_peers", "_ts", "_values")
+
+    def __init__(self) -> None:
+        self._values: dict[str, None] = {}
+        self._ts = array("d")
+        self._peers: list[str | None] = []
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values
+
+    def __iter__(self) -> Iterator[Item]:
+        for value, ts, peer in zip(self._values, self._ts, self._peers, strict=True):
+            yield Item(value, ts, peer)
+
+    def add(self, item: Item) -> None:
+        """Keep ``item`` unless its value is pending already or the table is full."""
+        if len(self._peers) >= MAX_PENDING or item.value in self._values:
+            return
+        self._values[item.value] = None
+        self._ts.append(item.ts)
+        self._peers.append(item.peer)
+
+
+_NO_ITEMS = PendingItems()  # what a table nothing was added to reads as (never added to)
 
 
 class PendingDrift:
     """A device's behaviour its baseline lacks, kept (bounded) until the operator accepts it: the
     novel items of each table, and the unlearned minutes, packed (start, bytes out, bytes in) in
-    one list so that hundreds of minutes per device cost one object. Reads like an
-    :class:`Activity`; the lists are made on first use (most devices only have minutes)."""
+    one array so that hundreds of minutes per device cost one object. Reads like an
+    :class:`Activity`; a table's items are made on first use (most devices only have minutes)."""
 
-    __slots__ = ("_index", "_minutes", "countries", "destinations", "domains", "protocols", "services")
+    __slots__ = ("_minutes", "_tables")
+
+    TABLES = ("destinations", "domains", "services", "protocols", "countries")
 
     def __init__(self) -> None:
-        self.destinations: Sequence[Item] = ()
-        self.domains: Sequence[Item] = ()
-        self.services: Sequence[Item] = ()
-        self.protocols: Sequence[Item] = ()
-        self.countries: Sequence[Item] = ()
-        self._minutes: list[float] = []
-        self._index: dict[str, set[str]] | None = None
+        self._minutes = array("d")  # 8 bytes a value (a list of floats takes 32)
+        self._tables: dict[str, PendingItems] = {}
+
+    def items(self, table: str) -> PendingItems:
+        return self._tables.get(table, _NO_ITEMS)
+
+    destinations = property(lambda self: self.items("destinations"))
+    domains = property(lambda self: self.items("domains"))
+    services = property(lambda self: self.items("services"))
+    protocols = property(lambda self: self.items("protocols"))
+    countries = property(lambda self: self.items("countries"))
 
     @property
     def minutes(self) -> list[Minute]:
@@ -88,32 +182,21 @@ class PendingDrift:
 
     def add_minute(self, start: float, bytes_out: float, bytes_in: float) -> None:
         if len(self._minutes) < 3 * MAX_PENDING:
-            self._minutes += (start, bytes_out, bytes_in)
+            self._minutes.extend((start, bytes_out, bytes_in))
 
     def wants(self, table: str, value: str) -> bool:
         """Whether ``value`` would be kept in ``table`` (not full, not pending already)."""
-        bucket = getattr(self, table)
-        if len(bucket) >= MAX_PENDING:
-            return False
-        index = self._index.get(table) if self._index is not None else None
-        return index is None or len(index) != len(bucket) or value not in index
+        items = self.items(table)
+        return len(items) < MAX_PENDING and value not in items
 
     def add_item(self, table: str, item: Item) -> None:
         """Keep ``item`` unless its value is pending in ``table`` already or the table is full."""
-        bucket = getattr(self, table)
-        if len(bucket) >= MAX_PENDING:
-            return
-        if not isinstance(bucket, list):
-            bucket = list(bucket)
-            setattr(self, table, bucket)
-        if self._index is None:
-            self._index = {}
-        index = self._index.get(table)
-        if index is None or len(index) != len(bucket):  # the list was edited outside: re-index
-            index = self._index[table] = {p.value for p in bucket}
-        if item.value not in index:
-            index.add(item.value)
-            bucket.append(item)
+        items = self._tables.get(table)
+        if items is None:
+            if table not in self.TABLES:
+                raise KeyError(f"no pending table {table!r}")
+            items = self._tables[table] = PendingItems()
+        items.add(item)
 
     def as_activity(self) -> Activity:
         return Activity(
@@ -148,7 +231,7 @@ class DriftTracker:
         self.book = book
         self.interval = book.drift_interval
         self.grace = grace
-        self.history: dict[int, deque[DriftPoint]] = {}
+        self.history: dict[int, PointHistory] = {}
         self.pending: dict[int, PendingDrift] = {}
         self._intervals: dict[int, _Interval] = {}  # interval index -> what was seen in it
         self._scored_before: int | None = None  # the intervals before this index are scored
@@ -303,7 +386,7 @@ class DriftTracker:
                 if point is not None:
                     history = self.history.get(device)
                     if history is None:
-                        history = self.history[device] = deque(maxlen=HISTORY_POINTS)
+                        history = self.history[device] = PointHistory()
                     history.append(point)
                     points.append((device, point))
         return points
@@ -351,7 +434,7 @@ class DriftTracker:
         for device, stored in histories.items():
             points = [_point(row) for row in stored]
             points += self.history.get(device, ())
-            self.history[device] = deque(points[-HISTORY_POINTS:], maxlen=HISTORY_POINTS)
+            self.history[device] = PointHistory(points[-HISTORY_POINTS:])
 
     def accept(self, device: int) -> Activity:
         """Merge the device's pending novel behaviour into its baseline; returns what was merged."""

@@ -23,12 +23,12 @@ from heimdal_tui.detect.learning import Activity, BaselineBook
 from heimdal_tui.detect.model import DetectorSettings, Finding
 from heimdal_tui.detect.registry import detector_classes
 
-# ~210 bytes per packet: about 80,000 packets, 40 s of a 1,000-device LAN at 2,000 packets/s
-# (hours of a quiet home LAN). Bigger would not fit the daemon's 200 MB budget on a Pi.
-DEFAULT_HISTORY_BYTES = 16 * 1024 * 1024
+# ~210 bytes per packet: about 40,000 packets, 20 s of a 1,000-device LAN at 2,000 packets/s
+# (an hour of a quiet home LAN). Bigger would not fit the daemon's 200 MB budget on a Pi.
+DEFAULT_HISTORY_BYTES = 8 * 1024 * 1024
 DEFAULT_HISTORY_SECONDS = 3600.0
 # Python bytes of one kept application message (its AppEvent and parsed result), measured.
-APP_EVENT_BYTES = 400
+APP_EVENT_BYTES = 650
 
 
 @dataclass(frozen=True, slots=True)

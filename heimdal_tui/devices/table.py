@@ -16,7 +16,7 @@ Memory bounds (all configurable through :class:`DeviceLimits`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -219,16 +219,38 @@ def _over_cap(frame: pl.DataFrame, limit: int) -> bool:
     return int(frame.group_by("device").len()["len"].max()) > limit  # type: ignore[arg-type]
 
 
-class _Rolling:
-    """A state table folded from per-batch aggregates lazily: merged when read, or once the queued
-    aggregates hold as many rows as the table.
+_SHARD_BITS = 3
+SHARDS = 1 << _SHARD_BITS
 
-    Folding a batch in rewrites the whole table (a concat and a group_by), so doing it every batch
-    costs time and memory in proportion to the table, which grows with the capture; folding many
-    batches at once costs one rewrite. Every merge here is a min/max/sum by key, so the result is
-    the same. A per-device cap is the one step that depends on when it runs: when the batches
-    folded together would exceed it, they are folded again one by one, capping after each, as if
-    merged batch by batch.
+
+def _shards(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """``frame``'s rows split by device into ``SHARDS`` parts (a Fibonacci hash of the key)."""
+    if frame.height == 0:
+        return [frame] * SHARDS
+    with np.errstate(over="ignore"):
+        shard = (frame["device"].to_numpy() * _U64(0x9E3779B97F4A7C15)) >> _U64(64 - _SHARD_BITS)
+    parts = frame.with_columns(pl.Series("_shard", shard.astype(np.uint8))).partition_by(
+        "_shard", as_dict=True, include_key=False
+    )
+    empty = frame.clear()
+    return [parts.get((i,), empty) for i in range(SHARDS)]
+
+
+class _Rolling:
+    """A state table folded from per-batch aggregates lazily, kept in shards by device.
+
+    Folding a batch in rewrites the table (a concat and a group_by), so doing it every batch costs
+    time and memory in proportion to the table, which grows with the capture; folding many batches
+    at once costs one rewrite. Every merge here is a min/max/sum by key, so the result is the same.
+    The queued aggregates are folded in once they hold as many rows as the table, when it is read,
+    or when it is replaced. The rows live in ``SHARDS`` parts split by device and each part is
+    merged on its own, one after the other: the memory a merge needs on top of the table (the
+    concat, the group_by's hash table) is that of an eighth of the table, not of all of it.
+
+    A per-device cap is applied after each merge. Which entries it keeps does not depend on when it
+    runs (the ``limit`` most recently seen of everything seen, ties aside); only an entry that was
+    dropped and then came back counts differently: folded batch by batch it restarts its counts,
+    folded together with the batches from before its drop it keeps them.
     """
 
     MIN_QUEUE = 4096  # rows queued before a merge even while the table is small
@@ -237,50 +259,53 @@ class _Rolling:
         self,
         schema: dict[str, type[pl.DataType]],
         merge: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame],
-        cap: tuple[Callable[[pl.DataFrame], bool], Callable[[pl.DataFrame], pl.DataFrame]] | None,
+        cap: Callable[[pl.DataFrame], pl.DataFrame] | None,
     ) -> None:
-        self.frame = _empty(schema)
         self.merge = merge
         self.cap = cap
+        self.parts = [_empty(schema)] * SHARDS
+        self.height = 0
         self.queue: list[pl.DataFrame] = []
         self.queued = 0
+        self._joined: pl.DataFrame | None = self.parts[0]
 
     def add(self, batch: pl.DataFrame) -> None:
         if batch.height == 0:
             return
         self.queue.append(batch)
         self.queued += batch.height
-        if self.queued >= max(self.frame.height, self.MIN_QUEUE):
+        if self.queued >= max(self.height, self.MIN_QUEUE):
             self.flush()
 
     def get(self) -> pl.DataFrame:
         self.flush()
-        return self.frame
+        if self._joined is None:
+            self._joined = pl.concat(self.parts, rechunk=False)
+        return self._joined
 
     def set(self, frame: pl.DataFrame) -> None:
         self.flush()
-        self.frame = frame
+        self.parts = _shards(frame)
+        self.height = frame.height
+        self._joined = frame
 
     def flush(self) -> None:
         if not self.queue:
             return
         queue, self.queue, self.queued = self.queue, [], 0
-        merged = self.merge(
-            self.frame, pl.concat(queue, how="vertical_relaxed") if len(queue) > 1 else queue[0]
-        )
-        if self.cap is not None:
-            over, cap = self.cap
-            if over(merged):
-                if len(queue) > 1:
-                    # Some device went over its cap in these batches: fold them as they came.
-                    merged = self.frame
-                    for batch in queue:
-                        merged = self.merge(merged, batch)
-                        if over(merged):
-                            merged = cap(merged)
-                else:
-                    merged = cap(merged)
-        self.frame = merged
+        queued = pl.concat(queue, how="vertical_relaxed") if len(queue) > 1 else queue[0]
+        del queue  # (the queued batches go before they are split: two copies at most, not three)
+        batches = _shards(queued)
+        del queued
+        self._joined = None
+        for i, batch in enumerate(batches):
+            if batch.height == 0:
+                continue
+            merged = self.merge(self.parts[i], batch)
+            if self.cap is not None:
+                merged = self.cap(merged)
+            self.height += merged.height - self.parts[i].height
+            self.parts[i] = merged
 
 
 class DeviceTable:
@@ -296,26 +321,24 @@ class DeviceTable:
         self._peers = _Rolling(
             _PEER_SCHEMA,
             lambda s, b: _merge(s, b, ["device", "peer_hi", "peer_lo"], peer_sums),
-            (
-                lambda f: _over_cap(f, self.limits.max_peers),
-                lambda f: self._capped(f, "peers", self.limits.max_peers),
-            ),
+            lambda f: self._capped_over(f, "peers", self.limits.max_peers),
         )
         self._ports = _Rolling(
             _PORT_SCHEMA,
             lambda s, b: _merge(s, b, ["device", "proto", "port", "role"], ("flows",)),
-            (
-                lambda f: _over_cap(f, self.limits.max_ports),
-                lambda f: self._capped(f, "ports", self.limits.max_ports),
-            ),
+            lambda f: self._capped_over(f, "ports", self.limits.max_ports),
         )
         self._protocols = _Rolling(
             _PROTO_SCHEMA, lambda s, b: _merge(s, b, ["device", "protocol"], ("packets", "bytes")), None
         )
-        # Names arrive a few at a time from Python (DNS questions, SNI, HTTP Host): kept in dicts,
-        # device -> (name, kind) -> [first_seen, last_seen, count], and shown as a frame on demand.
-        self._names: dict[int, dict[tuple[str, str], list[float]]] = {}
-        self._names_frame: pl.DataFrame | None = _empty(_NAME_SCHEMA)
+        # Names arrive a few at a time from Python (DNS questions, SNI, HTTP Host): queued as small
+        # frames and folded like the others (a frame holds them in a fraction of what dicts of
+        # Python strings and lists would take).
+        self._names = _Rolling(
+            _NAME_SCHEMA,
+            lambda s, b: _merge(s, b, ["device", "name", "kind"], ("count",)),
+            lambda f: self._capped_over(f, "names", self.limits.max_names),
+        )
         self._history = _Rolling(_HISTORY_SCHEMA, self._merge_history, None)
         self.now = 0.0
         self._dropped: dict[str, int] = {"devices": 0, "ips": 0, "peers": 0, "ports": 0, "names": 0}
@@ -497,7 +520,7 @@ class DeviceTable:
     @property
     def dropped(self) -> dict[str, int]:
         """Entries dropped by the caps so far, per table (and devices evicted over max_devices)."""
-        for table in (self._peers, self._ports):
+        for table in (self._peers, self._ports, self._names):
             table.flush()
         return self._dropped
 
@@ -557,56 +580,39 @@ class DeviceTable:
 
     def add_names(self, rows: pl.DataFrame) -> None:
         """Fold (device, name, kind, first_seen, last_seen, count) rows in."""
+        rows = self._known_only(rows)
         if rows.height:
-            self._add_names(
-                rows.select("device", "name", "kind", "first_seen", "last_seen", "count").iter_rows()
-            )
+            self._names.add(rows.select(list(_NAME_SCHEMA)).cast(_NAME_SCHEMA))  # type: ignore[arg-type]
 
     def add_name_sightings(self, sightings: list[tuple[int, str, str, float]]) -> None:
         """Fold (device, name, kind, ts) sightings in, each counting once."""
-        if sightings:
-            self._add_names((device, name, kind, ts, ts, 1) for device, name, kind, ts in sightings)
-
-    def _add_names(self, rows: Iterable[tuple[int, str, str, float, float, int]]) -> None:
         known = self._known
-        touched = set()
-        for device, name, kind, first, last, count in rows:
-            if device not in known:
-                continue  # facts about evicted or never-seen devices are dropped
-            names = self._names.get(device)
-            if names is None:
-                names = self._names[device] = {}
-            entry = names.get((name, kind))
-            if entry is None:
-                names[(name, kind)] = [first, last, count]
-            else:
-                entry[0] = min(entry[0], first)
-                entry[1] = max(entry[1], last)
-                entry[2] += count
-            touched.add(device)
-        if not touched:
+        # Facts about evicted or never-seen devices are dropped.
+        rows = [s for s in sightings if s[0] in known]
+        if not rows:
             return
-        self._names_frame = None
-        limit = self.limits.max_names
-        for device in touched:
-            names = self._names[device]
-            if len(names) > limit:
-                # The least recently seen go (ties: the earliest learnt).
-                ranked = sorted(names.items(), key=lambda item: -item[1][1])
-                self._names[device] = dict(ranked[:limit])
-                self._dropped["names"] = self._dropped.get("names", 0) + len(ranked) - limit
+        devices, names, kinds, stamps = zip(*rows, strict=True)
+        self._names.add(
+            pl.DataFrame(
+                {
+                    "device": pl.Series(devices, dtype=pl.UInt64),
+                    "name": pl.Series(names, dtype=pl.String),
+                    "kind": pl.Series(kinds, dtype=pl.String),
+                    "first_seen": pl.Series(stamps, dtype=pl.Float64),
+                    "last_seen": pl.Series(stamps, dtype=pl.Float64),
+                    "count": pl.repeat(1, len(rows), dtype=pl.Int64, eager=True),
+                }
+            )
+        )
 
     @property
     def names(self) -> pl.DataFrame:
         """(device, name, kind, first_seen, last_seen, count): names a device looked up or contacted."""
-        if self._names_frame is None:
-            rows = [
-                (device, name, kind, first, last, int(count))
-                for device, names in self._names.items()
-                for (name, kind), (first, last, count) in names.items()
-            ]
-            self._names_frame = pl.DataFrame(rows, schema=_NAME_SCHEMA, orient="row")
-        return self._names_frame
+        return self._names.get()
+
+    @names.setter
+    def names(self, frame: pl.DataFrame) -> None:
+        self._names.set(frame)
 
     # -- bounds -------------------------------------------------------------------------------
     def _enforce_limits(self) -> list[int]:
@@ -622,10 +628,7 @@ class DeviceTable:
             self._dropped["devices"] += over
         if evicted:
             gone = pl.Series(evicted, dtype=pl.UInt64).implode()
-            for key in evicted:
-                if self._names.pop(key, None) is not None:
-                    self._names_frame = None
-            for name in ("devices", "ips", "peers", "ports", "protocols", "history"):
+            for name in ("devices", "ips", "peers", "ports", "protocols", "names", "history"):
                 frame: pl.DataFrame = getattr(self, name)
                 setattr(self, name, frame.filter(~pl.col("device").is_in(gone)))
             self._known.difference_update(evicted)
@@ -637,6 +640,10 @@ class DeviceTable:
         frame: pl.DataFrame = getattr(self, name)
         if _over_cap(frame, limit):
             setattr(self, name, self._capped(frame, name, limit))
+
+    def _capped_over(self, frame: pl.DataFrame, name: str, limit: int) -> pl.DataFrame:
+        """:meth:`_capped` when some device is over ``limit``, else ``frame`` itself."""
+        return self._capped(frame, name, limit) if _over_cap(frame, limit) else frame
 
     def _capped(self, frame: pl.DataFrame, name: str, limit: int) -> pl.DataFrame:
         """``frame`` with at most ``limit`` rows per device: the most recently seen."""

@@ -166,7 +166,7 @@ def drift_rows(engine: DetectionEngine, labels: dict[int, str]) -> tuple[DriftRo
                 name=labels.get(key) or ref.name or ref.ip or ref.mac or str(key),
                 score=latest.score,
                 ts=latest.ts,
-                history=tuple(p.score for p in points),
+                history=points.scores(),
                 features=dict(latest.features),
                 moved=tuple(latest.moved),
                 pending=waiting,

@@ -13,7 +13,7 @@ from scapy.layers.l2 import Ether
 from scapy.utils import PcapNgWriter, wrpcap
 
 from heimdal_tui.capture.frames import FrameBatch
-from heimdal_tui.capture.replay import ReplaySource
+from heimdal_tui.capture.replay import REPLAY_CHUNK_BYTES, ReplaySource
 
 T0 = 1_700_000_000.0
 
@@ -295,3 +295,22 @@ def test_stop_while_waiting_for_a_frame(tmp_path: Path) -> None:
     assert not collector.thread.is_alive()
     assert time.monotonic() - start < 0.5
     assert collector.frames == 1
+
+
+def test_replay_reads_in_small_chunks_and_loses_no_frame_at_their_edges(tmp_path: Path) -> None:
+    # ~2.4 MB of frames: more than two of the replay's 1 MiB reads. Every frame arrives once, in
+    # order, and no batch refers to a buffer bigger than one read (plus the record it continued).
+    packets = _packets(0, 4000)
+    for p in packets:
+        p.add_payload(b"." * 560)
+    path = tmp_path / "big.pcap"
+    wrpcap(str(path), packets)
+    assert path.stat().st_size > 2 * REPLAY_CHUNK_BYTES
+    batches = list(ReplaySource([str(path)]).batches())
+    assert [int(b.frame(i)[-566:-560]) for b in batches for i in range(len(b))] == list(range(4000))
+    assert max(b.data.shape[0] for b in batches) <= REPLAY_CHUNK_BYTES + 65_536
+    # The same with chunks that cut nearly every record (pcapng as well).
+    ng = write_pcapng(tmp_path / "small.pcapng", 0, 300)
+    for name in (write_pcap(tmp_path / "small.pcap", 0, 300), ng):
+        got = list(ReplaySource([name], chunk_bytes=97).batches())
+        assert all_seqs(got) == list(range(300))

@@ -297,6 +297,24 @@ def test_dns_tunnel_window_and_ordinary_names():
     assert run(dns_tunnel.DnsTunnelDetector(), queries(random_names(40, zone="sophosxl.net"))) == []
 
 
+def test_dns_tunnel_forgets_a_quiet_group_and_finds_the_tunnel_again_when_it_resumes():
+    # 40 tunnel names, a pause of 10 minutes, 40 more: a finding for each burst (the first one's
+    # group is forgotten while quiet: a window after its last query it holds nothing)
+    names = random_names(80)
+    frames = queries(names[:40]) + queries(names[40:], start=T0 + 620, qtype="A")
+    frames += queries(["www.example.org"], start=T0 + 400, qtype="A")  # another zone, in the pause
+    detector = dns_tunnel.DnsTunnelDetector()
+    first, second = run(detector, frames, batch=10)
+    assert first.ts == T0 + 29 * 0.5 and second.ts == T0 + 620 + 29 * 0.5
+    assert first.evidence["qtypes"] == {"TXT": 30} and second.evidence["qtypes"] == {"A": 30}
+    assert second.evidence["unique_names"] == 30 and second.evidence["span_s"] == 14.5
+    assert second.evidence["signals"] == ["long", "random"]
+    # a window after its last query a group is gone (here at the query in the pause)
+    detector = dns_tunnel.DnsTunnelDetector()
+    run(detector, queries(names[:40]) + queries(["www.example.org"], start=T0 + 400, qtype="A"))
+    assert [zone for _, zone in detector.groups] == ["example.org"]
+
+
 # -- beaconing ------------------------------------------------------------------------------------------
 def connections(starts: list[float], dst: str = "198.51.100.20", dport: int = 443) -> list[Frame]:
     frames = []

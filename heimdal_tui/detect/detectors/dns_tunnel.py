@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -119,48 +119,73 @@ def zone_of(name: str) -> tuple[str, str, str]:
 
 @dataclass(slots=True)
 class _Group:
-    queries: deque[tuple[float, str, int]] = field(default_factory=deque)  # (ts, name, qtype)
-    names: dict[str, int] = field(default_factory=dict)  # unique names in window -> occurrences
-    # name -> (payload label length, entropy, the name as first seen)
-    metrics: dict[str, tuple[int, float, str]] = field(default_factory=dict)
+    """One (device, zone)'s queries in the window. Thousands of groups live at once (a few per
+    device and zone it asks), nearly all of them a handful of queries: the window is a list read
+    from ``head`` (a deque starts at 600 bytes), names and their metrics share one dict."""
+
+    queries: list[tuple[float, str, int]] = field(default_factory=list)  # (ts, name, qtype)
+    head: int = 0  # queries before it have left the window
+    # unique names in window -> [occurrences, payload label length, entropy, the name as first seen]
+    names: dict[str, list] = field(default_factory=dict)
     sum_length: float = 0.0
     sum_entropy: float = 0.0
     big: int = 0  # TXT/NULL/ANY queries in window
-    qtypes: dict[int, int] = field(default_factory=dict)  # (a plain dict: Counter is slow to make)
     resolvers: list[tuple[int, int]] = field(default_factory=list)
     client: tuple[int, int] = (0, 0)  # the querier's address, as last seen
     last_emit: float | None = None
 
+    @property
+    def total(self) -> int:
+        """Queries in the window."""
+        return len(self.queries) - self.head
+
+    def qtypes(self) -> dict[int, int]:
+        """Queries in the window per record type, in the order first seen (counted when a finding
+        needs them: a dict per group would cost every group its 200 bytes)."""
+        counts: dict[int, int] = {}
+        for _, _, qtype in self.queries[self.head :]:
+            counts[qtype] = counts.get(qtype, 0) + 1
+        return counts
+
+    @property
+    def oldest(self) -> float | None:
+        return self.queries[self.head][0] if self.head < len(self.queries) else None
+
+    @property
+    def newest(self) -> float | None:
+        return self.queries[-1][0] if self.head < len(self.queries) else None
+
     def add(self, ts: float, name: str, qtype: int, shown: str, length: int, ent: float) -> None:
         self.queries.append((ts, name, qtype))
-        count = self.names.get(name, 0)
-        self.names[name] = count + 1
-        if count == 0:
-            metric = (length, ent, shown)
-            self.metrics[name] = metric
-            self.sum_length += metric[0]
-            self.sum_entropy += metric[1]
+        entry = self.names.get(name)
+        if entry is None:
+            self.names[name] = [1, length, ent, shown]
+            self.sum_length += length
+            self.sum_entropy += ent
+        else:
+            entry[0] += 1
         if qtype in BIG_ANSWER_TYPES:
             self.big += 1
-        self.qtypes[qtype] = self.qtypes.get(qtype, 0) + 1
 
     def expire(self, before: float, limit: int) -> None:
         q = self.queries
-        while q and (q[0][0] <= before or len(q) > limit):
-            _, name, qtype = q.popleft()
-            left = self.names[name] - 1
-            if left:
-                self.names[name] = left
-            else:
+        head = self.head
+        end = len(q)
+        while head < end and (q[head][0] <= before or end - head > limit):
+            _, name, qtype = q[head]
+            head += 1
+            entry = self.names[name]
+            entry[0] -= 1
+            if not entry[0]:
                 del self.names[name]
-                length, ent, _ = self.metrics.pop(name)
-                self.sum_length -= length
-                self.sum_entropy -= ent
+                self.sum_length -= entry[1]
+                self.sum_entropy -= entry[2]
             if qtype in BIG_ANSWER_TYPES:
                 self.big -= 1
-            self.qtypes[qtype] -= 1
-            if self.qtypes[qtype] <= 0:
-                del self.qtypes[qtype]
+        if head and head * 2 >= end:
+            del q[:head]  # the expired half goes at once: each query is moved O(1) times
+            head = 0
+        self.head = head
 
 
 class DnsTunnelDetector:
@@ -238,17 +263,19 @@ class DnsTunnelDetector:
             finding = self._check(key, group, ts, qname)
             if finding is not None:
                 findings.append(finding)
-        self._forget_idle(ctx.now - 2 * s.window)
+        self._forget_idle(ctx.now - s.window)
         return findings
 
     def _forget_idle(self, before: float) -> None:
-        """Drop the groups whose newest query is older than ``before`` (two windows ago): their
-        window is empty, and a group that starts again behaves the same from scratch. Groups are
-        in least-recently-queried order, so the scan stops at the first live one."""
+        """Drop the groups whose newest query is older than ``before`` (a window ago): their window
+        is empty and their last finding (no later than that query) no longer holds a repeat back,
+        so a group that starts again behaves the same from scratch (only the resolvers it lists
+        start again too). Groups are in least-recently-queried order, so the scan stops at the
+        first live one."""
         groups = self.groups
         while groups:
-            group = next(iter(groups.values()))
-            if group.queries and group.queries[-1][0] > before:
+            newest = next(iter(groups.values())).newest
+            if newest is not None and newest > before:
                 break
             groups.popitem(last=False)
 
@@ -259,7 +286,7 @@ class DnsTunnelDetector:
             return None
         if group.last_emit is not None and ts - group.last_emit < s.window:
             return None
-        total = len(group.queries)
+        total = group.total
         mean_length = group.sum_length / unique
         mean_entropy = group.sum_entropy / unique
         big_share = group.big / total if total else 0.0
@@ -279,14 +306,15 @@ class DnsTunnelDetector:
             score += 0.5
         score = max(5.0, min(score, 9.0))
         examples = []
-        for length_entropy_shown in group.metrics.values():
-            name = length_entropy_shown[2]
+        for entry in group.names.values():
+            name = entry[3]
             examples.append(name if len(name) <= MAX_EXAMPLE_CHARS else name[: MAX_EXAMPLE_CHARS - 1] + "…")
             if len(examples) >= MAX_EXAMPLES:
                 break
-        span = ts - group.queries[0][0] if group.queries else 0.0
+        oldest = group.oldest
+        span = ts - oldest if oldest is not None else 0.0
         # As Counter.most_common: by count, ties in the order first seen.
-        common = sorted(group.qtypes.items(), key=lambda kv: kv[1], reverse=True)[:8]
+        common = sorted(group.qtypes().items(), key=lambda kv: kv[1], reverse=True)[:8]
         qtypes = {RTYPE_NAMES.get(t, str(t)): c for t, c in common}
         shown = zone if zone != PSEUDO_ZONE else "names without a real top-level domain"
         client = address_text(*group.client)
