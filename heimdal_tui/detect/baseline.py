@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from heimdal_tui.detect.activity import hour_of
+
 MAX_DESTINATIONS = 2048
 MAX_DOMAINS = 1024
 MAX_SERVICES = 512
@@ -96,6 +98,30 @@ class Baseline:
             samples.append(value)
             if len(samples) > MAX_SAMPLES_PER_HOUR:
                 del samples[0]
+
+    def learn_minutes(self, starts: list[float], bytes_out: list[float], bytes_in: list[float]) -> None:
+        """:meth:`learn_minute` for each minute in turn, the hour of day taken from its start (the
+        book learns a batch's minutes device by device)."""
+        if not starts:
+            return
+        self._volume_cache.clear()
+        self.minutes_observed += len(starts)
+        self.last_learned = max(self.last_learned, max(starts))
+        hours, cap = self.active_hours, CAPS["active_hours"]
+        volume_out, volume_in = self.volume_out, self.volume_in
+        for start, out, inb in zip(starts, bytes_out, bytes_in, strict=True):
+            hour = hour_of(start)
+            if hour in hours:
+                hours[hour] += 1
+            elif len(hours) < cap:
+                hours[hour] = 1
+            for series, value in ((volume_out, out), (volume_in, inb)):
+                samples = series.get(hour)
+                if samples is None:
+                    samples = series[hour] = []
+                samples.append(value)
+                if len(samples) > MAX_SAMPLES_PER_HOUR:
+                    del samples[0]
 
     # -- reading ------------------------------------------------------------------------------
     def volume(self, direction: str, hour: int) -> tuple[float, float, int]:

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from heimdal_tui.capture.frames import FrameBatch
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from heimdal_tui.store import Store
 
 log_errors_limit = 20
+_by_time = attrgetter("ts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +161,9 @@ class DetectionEngine:
     def _fold(self, findings: list[Finding], ctx: BatchContext) -> list[AlertChange]:
         self.stats.findings += len(findings)
         changes = []
-        for finding in sorted(findings, key=lambda f: f.ts):
-            change = self.alerts.add(finding, ctx.device_ref(finding.device))
+        add, device_ref = self.alerts.add, ctx.device_ref
+        for finding in sorted(findings, key=_by_time):
+            change = add(finding, device_ref(finding.device))
             if change is not None:
                 changes.append(change)
                 self._publish(change)

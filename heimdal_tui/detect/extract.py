@@ -17,6 +17,7 @@ per interval would.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import compress
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -104,6 +105,24 @@ def _repeats(mask: np.ndarray, slots: np.ndarray | None, firsts: np.ndarray, *ke
 
 
 _NONE = np.zeros(0, dtype=np.intp)
+
+
+def _distinct(*keys: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The distinct keys of the rows: the index of one row of each (``firsts``) and, per row, the
+    position of its key among them (``which``), so that a text made once per key,
+    ``texts[which[i]]``, serves every row (a batch's rows repeat a few hundred peers and labels)."""
+    n = keys[0].shape[0]
+    if n <= 1:
+        return np.arange(n), [0] * n
+    order = np.lexsort(keys[::-1])
+    start = np.zeros(n, dtype=bool)
+    start[0] = True
+    for key in keys:
+        ordered = key[order]
+        start[1:] |= ordered[1:] != ordered[:-1]
+    which = np.empty(n, dtype=np.intp)
+    which[order] = np.cumsum(start) - 1
+    return order[start], which.tolist()
 
 
 class _OpenMinutes:
@@ -316,19 +335,21 @@ class Extractor:
         """Rows of the services the flows ``picked`` used (``served``: served), named by the
         ``device`` column, the ``peer`` side's address for context."""
         service, text = self._service, self._text
+        proto, port = cols["proto"][picked], cols["resp_p"][picked]
+        firsts, which = _distinct(proto, port)
+        labels = [
+            service(p, n, served) for p, n in zip(proto[firsts].tolist(), port[firsts].tolist(), strict=True)
+        ]
+        hi, lo = cols[f"{peer}_hi"][picked], cols[f"{peer}_lo"][picked]
+        peer_firsts, peer_which = _distinct(hi, lo)
+        texts = [
+            text(h, lo_) for h, lo_ in zip(hi[peer_firsts].tolist(), lo[peer_firsts].tolist(), strict=True)
+        ]
         services.add(
             cols[device][picked].tolist(),
-            [
-                service(p, n, served)
-                for p, n in zip(cols["proto"][picked].tolist(), cols["resp_p"][picked].tolist(), strict=True)
-            ],
+            list(map(labels.__getitem__, which)),
             cols["first_ts"][picked].tolist(),
-            [
-                text(h, lo)
-                for h, lo in zip(
-                    cols[f"{peer}_hi"][picked].tolist(), cols[f"{peer}_lo"][picked].tolist(), strict=True
-                )
-            ],
+            map(texts.__getitem__, peer_which),
         )
 
     def _destination_rows(
@@ -343,26 +364,22 @@ class Extractor:
         them ``with_domains``); returns the devices, row by row."""
         devices = cols["orig_dev"][picked].tolist()
         ts = cols["first_ts"][picked].tolist()
-        his, los = cols["resp_hi"][picked].tolist(), cols["resp_lo"][picked].tolist()
+        hi, lo = cols["resp_hi"][picked], cols["resp_lo"][picked]
+        # Each peer's text, name and country once: the rows repeat the peers many devices share.
+        firsts, which = _distinct(hi, lo)
+        pairs = list(zip(hi[firsts].tolist(), lo[firsts].tolist(), strict=True))
         text = self._text
-        peers = [text(h, lo_) for h, lo_ in zip(his, los, strict=True)]
+        texts = [text(h, lo_) for h, lo_ in pairs]
+        peers = list(map(texts.__getitem__, which))
         rows["destinations"].add(devices, peers, ts, peers)
-        peer_name, domain_of, country_of = ctx.peer_name, self._domain, self.countries.country
-        domains, countries = rows.get("domains"), rows["countries"]
-        for device, h, lo_, t, peer in zip(devices, his, los, ts, peers, strict=True):
-            if with_domains and domains is not None:
-                name = peer_name(h, lo_)
-                if name:
-                    domains.devices.append(device)
-                    domains.values.append(domain_of(name))
-                    domains.ts.append(t)
-                    domains.peers.append(peer)
-            country = country_of(h, lo_)
-            if country:
-                countries.devices.append(device)
-                countries.values.append(country)
-                countries.ts.append(t)
-                countries.peers.append(peer)
+        domains = rows.get("domains")
+        if with_domains and domains is not None:
+            peer_name, domain_of = ctx.peer_name, self._domain
+            named = [domain_of(name) if (name := peer_name(h, lo_)) else None for h, lo_ in pairs]
+            _add_where(domains, list(map(named.__getitem__, which)), devices, ts, peers)
+        country_of = self.countries.country
+        countries = [country_of(h, lo_) or None for h, lo_ in pairs]
+        _add_where(rows["countries"], list(map(countries.__getitem__, which)), devices, ts, peers)
         return devices
 
     def _packet_queries(self, ctx: BatchContext) -> list[InProcessQuery] | None:
@@ -427,11 +444,11 @@ class Extractor:
     def _protocol_rows(self, protocols: Rows, seen: pl.DataFrame) -> list[int]:
         devices = seen["src_dev"].to_list()
         label = self._protocol
+        eth_type, proto = seen["eth_type"].to_numpy(), seen["proto"].to_numpy()
+        firsts, which = _distinct(eth_type, proto)
+        labels = [label(e, p) for e, p in zip(eth_type[firsts].tolist(), proto[firsts].tolist(), strict=True)]
         protocols.add(
-            devices,
-            [label(e, p) for e, p in zip(seen["eth_type"].to_list(), seen["proto"].to_list(), strict=True)],
-            seen["ts"].to_list(),
-            [None] * len(devices),
+            devices, list(map(labels.__getitem__, which)), seen["ts"].to_list(), [None] * len(devices)
         )
         return devices
 
@@ -453,3 +470,16 @@ class Extractor:
                     domains.peers.append(qname)
                     devices.append(device)
         order.append(devices)
+
+
+def _add_where(
+    rows: Rows, values: list[str | None], devices: list[int], ts: list[float], peers: list[str]
+) -> None:
+    """Add the rows whose value is not None (in row order)."""
+    picked = [value is not None for value in values]
+    if True not in picked:
+        return
+    rows.devices += compress(devices, picked)
+    rows.values += compress(values, picked)  # type: ignore[arg-type]  # the Nones are left out
+    rows.ts += compress(ts, picked)
+    rows.peers += compress(peers, picked)

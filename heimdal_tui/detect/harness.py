@@ -38,18 +38,16 @@ class DeviceRefs:
     """What ``device_ref`` needs across batches, for one pipeline: each device's last ref, and the
     sending device of each source (MAC, address) of application messages.
 
-    A ref is made again only when what it was made from changed: the device's Identity object,
-    its type guess (Identity.guess() returns the same object until the identity changes), its
-    hostname or its first address. Addresses are ranked once per state of the address table
-    (DeviceTable.ips is a new frame whenever it changes).
+    A ref is made again only when what it shows changed: the device's hostname, its guessed type
+    or its first address (its MAC comes from the key). An identity whose evidence grew keeps its
+    ref while the guess names the same type. Addresses are ranked once per state of the address
+    table (DeviceTable.ips is a new frame whenever it changes).
     """
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        # key -> (ref, the Identity, guess and first address it was made from)
-        self.refs: dict[
-            int, tuple[DeviceRef, Identity | None, DeviceTypeGuess | None, tuple[int, int] | None]
-        ] = {}
+        # key -> (ref, the first address it was made from)
+        self.refs: dict[int, tuple[DeviceRef, tuple[int, int] | None]] = {}
         self.senders: dict[tuple[int, int, int], int | None] = {}
         self._ranked: pl.DataFrame | None = None
         self._first_ips: dict[int, tuple[int, int]] = {}
@@ -69,18 +67,17 @@ class DeviceRefs:
         pair = firsts.get(key)
         kept = self.refs.get(key)
         if kept is not None:
-            ref, kept_ident, kept_guess, kept_pair = kept
+            ref, kept_pair = kept
             if (
-                kept_ident is ident
-                and kept_guess is guess
-                and kept_pair == pair
+                kept_pair == pair
+                and ref.type == (guess.type if guess is not None else "unknown")
                 and ref.name == (ident.hostname if ident is not None else None)
             ):
                 return ref
         ref = _make_ref(key, ident, guess, pair)
         if len(self.refs) >= MAX_KEPT and key not in self.refs:
             self.refs.clear()
-        self.refs[key] = (ref, ident, guess, pair)
+        self.refs[key] = (ref, pair)
         return ref
 
     def senders_of(self, events: Sequence[AppEvent]) -> list[int | None]:

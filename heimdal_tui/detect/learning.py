@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from itertools import chain, compress
+from itertools import chain, pairwise
+from operator import contains
 
 import numpy as np
 
@@ -168,8 +169,7 @@ class BaselineBook:
         with that flag for drift."""
         unlearned = rows.take([not flag for flag in rows.learned]) if rows.learned is not None else rows
         devices, values = unlearned.devices, unlearned.values
-        held = {device: getattr(bases[device], table) for device in dict.fromkeys(devices)}
-        flags = [value not in held[device] for device, value in zip(devices, values, strict=True)]
+        flags = _novel_flags(table, devices, values, bases)
         novel = unlearned.take(flags) if True in flags else Rows()
         return novel, Unlearned(devices, values, unlearned.ts, unlearned.peers, flags)
 
@@ -179,14 +179,26 @@ class BaselineBook:
         """Learn the completed minutes before their device's maturity (and mark them)."""
         if not len(minutes) or latest <= float(minutes.starts.min()):
             return
-        devices, starts = minutes.devices.tolist(), minutes.starts.tolist()
-        flags = [start < until[device] for device, start in zip(devices, starts, strict=True)]
-        if True not in flags:
+        # The minutes come sorted by device: one maturity per run of a device, compared at once.
+        devices = minutes.devices
+        run_starts = np.flatnonzero(np.concatenate(([True], devices[1:] != devices[:-1])))
+        run_devices = devices[run_starts].tolist()
+        limits = np.repeat(
+            np.array([until[device] for device in run_devices], dtype=np.float64),
+            np.diff(np.append(run_starts, devices.shape[0])),
+        )
+        flags = minutes.starts < limits
+        if not flags.any():
             return
-        out_bytes, in_bytes = minutes.bytes_out.tolist(), minutes.bytes_in.tolist()
-        for i in compress(range(len(flags)), flags):
-            bases[devices[i]].learn_minute(starts[i], hour_of(starts[i]), out_bytes[i], in_bytes[i])
-        minutes.learned = np.array(flags, dtype=bool)
+        picked = np.flatnonzero(flags)
+        starts = minutes.starts[picked].tolist()
+        out_bytes, in_bytes = minutes.bytes_out[picked].tolist(), minutes.bytes_in[picked].tolist()
+        learned_devices = devices[picked]
+        bounds = np.flatnonzero(learned_devices[1:] != learned_devices[:-1]) + 1
+        edges = [0, *bounds.tolist(), picked.shape[0]]
+        for a, b in pairwise(edges):
+            bases[int(learned_devices[a])].learn_minutes(starts[a:b], out_bytes[a:b], in_bytes[a:b])
+        minutes.learned = flags
 
     def _baselines_for(
         self, ctx: BatchContext, devices: list[int], rows: dict[str, Rows]
@@ -247,7 +259,10 @@ class BaselineBook:
         self, table: str, rows: Rows, bases: dict[int, Baseline], until: dict[int, float]
     ) -> list[bool]:
         """Learn the rows seen before their device's maturity; which rows were learned."""
-        flags = [ts < until[device] for device, ts in zip(rows.devices, rows.ts, strict=True)]
+        if max(rows.ts) < min(map(until.__getitem__, dict.fromkeys(rows.devices))):
+            flags = [True] * len(rows.ts)  # the usual learning batch: every row comes before maturity
+        else:
+            flags = [ts < until[device] for device, ts in zip(rows.devices, rows.ts, strict=True)]
         if True in flags:
             cap = CAPS[table]
             targets: dict[int, dict[str, int]] = {}
@@ -339,8 +354,7 @@ def _with_repeats(
     if True not in mine:
         return unlearned
     repeats = repeats.take(mine)
-    held = {device: getattr(bases[device], table) for device in dict.fromkeys(repeats.devices)}
-    flags = [value not in held[device] for device, value in zip(repeats.devices, repeats.values, strict=True)]
+    flags = _novel_flags(table, repeats.devices, repeats.values, bases)
     return Unlearned(
         unlearned.devices + repeats.devices,
         unlearned.values + repeats.values,
@@ -348,6 +362,14 @@ def _with_repeats(
         unlearned.peers + repeats.peers,
         unlearned.novel + flags,
     )
+
+
+def _novel_flags(table: str, devices: list[int], values: list[str], bases: dict[int, Baseline]) -> list[bool]:
+    """Per row, whether its device's baseline lacks the value in ``table``."""
+    held = {device: getattr(bases[device], table) for device in dict.fromkeys(devices)}
+    # C-level maps (each row's table, then "holds it?"): the per-row zip loop costs twice as much.
+    known = map(contains, map(held.__getitem__, devices), values)
+    return [not flag for flag in known]
 
 
 def _names_behind(domains: Rows, destinations: Rows) -> Rows:

@@ -24,6 +24,7 @@ from heimdal_tui.decode.app_select import AppEvent
 from heimdal_tui.devices.identity import (
     DeviceTypeGuess,
     IdentityEvidence,
+    gives_clues,
     guess_device_type,
     is_locally_administered,
     vendor_for_mac,
@@ -155,7 +156,9 @@ class DeviceDirectory:
                 key = self.sender(ev)
                 if key is not None and msg.user_agent:
                     ident = self.identity(key, ev.src_mac)
-                    if _add_bounded(ident.evidence.user_agents, msg.user_agent):
+                    if _add_bounded(ident.evidence.user_agents, msg.user_agent) and gives_clues(
+                        "user_agent", msg.user_agent
+                    ):
                         ident.changed()
             elif isinstance(msg, NbnsMessage):
                 self._netbios(ev, msg)
@@ -163,9 +166,12 @@ class DeviceDirectory:
                 key = self.sender(ev)
                 if key is not None:
                     ident = self.identity(key, ev.src_mac)
-                    changed = _add_bounded(ident.evidence.ssdp_servers, msg.server)
-                    changed |= _add_bounded(ident.evidence.user_agents, msg.user_agent)
-                    if changed:
+                    server = _add_bounded(ident.evidence.ssdp_servers, msg.server)
+                    agent = _add_bounded(ident.evidence.user_agents, msg.user_agent)
+                    # The guess is made again only when what was added can change it.
+                    if (server and gives_clues("ssdp", msg.server or "")) or (
+                        agent and gives_clues("user_agent", msg.user_agent or "")
+                    ):
                         ident.changed()
 
     def _device_name(self, ev: AppEvent, name: str, kind: str) -> None:
@@ -182,8 +188,10 @@ class DeviceDirectory:
     def _set_hostname(self, key: int, mac: int, source: str, name: str) -> None:
         ident = self.identity(key, mac)
         if ident.hostnames.get(source) != name:
+            shown = ident.hostname
             ident.hostnames[source] = name
-            ident.changed()
+            if ident.hostname != shown:  # the type guess reads the best name only
+                ident.changed()
 
     def _dhcp(self, ev: AppEvent, msg: DhcpMessage) -> None:
         if msg.op == 1 and msg.client_mac:
@@ -220,12 +228,15 @@ class DeviceDirectory:
             for name in sorted(mdns_hostnames(msg))[:1]:
                 self._set_hostname(key, ev.src_mac, "mdns", name)
             services = mdns_services(msg)
-            before = len(ident.evidence.mdns_services)
+            known = ident.evidence.mdns_services
+            telling = False
             for svc in sorted(services):
-                if len(ident.evidence.mdns_services) >= 32:
+                if len(known) >= 32:
                     break
-                ident.evidence.mdns_services.add(svc)
-            if len(ident.evidence.mdns_services) != before:
+                if svc not in known:
+                    known.add(svc)
+                    telling = telling or gives_clues("mdns", svc)
+            if telling:
                 ident.changed()
             return
         if not msg.is_response:

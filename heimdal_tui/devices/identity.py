@@ -27,6 +27,7 @@ __all__ = [
     "MAX_USER_AGENTS",
     "DeviceTypeGuess",
     "IdentityEvidence",
+    "gives_clues",
     "guess_device_type",
     "is_locally_administered",
     "vendor_for_mac",
@@ -521,6 +522,19 @@ def _ssdp_clues(server: str) -> tuple[Clue, ...]:
     )
 
 
+def gives_clues(source: str, value: str) -> bool:
+    """Whether one more ``value`` of ``source`` ("user_agent", "ssdp" or "mdns") in a device's
+    evidence can change its guess: a value no rule matches adds no clue (the directory then keeps
+    the guess it made)."""
+    if source == "user_agent":
+        return bool(_user_agent_clues(value))
+    if source == "ssdp":
+        return bool(_ssdp_clues(value))
+    if source == "mdns":
+        return value.lower() in _MDNS_RULES
+    raise ValueError(f"no clue source {source!r}")
+
+
 def _collect(ev: IdentityEvidence) -> _Clues:
     clues = _Clues()
     if ev.vendor:
@@ -567,6 +581,14 @@ def guess_device_type(ev: IdentityEvidence) -> DeviceTypeGuess:
     clues = _collect(ev).items
     if not clues:
         return UNKNOWN
+    return _ranked(tuple(clues))
+
+
+@lru_cache(maxsize=4096)
+def _ranked(clues: tuple[tuple[str, float, str, str], ...]) -> DeviceTypeGuess:
+    """The guess the clues make: a pure function of them, and an identity whose evidence grew (one
+    more User-Agent, mDNS service or host name) mostly gives the clues it gave before, as devices
+    of one model do, so each set of clues is ranked once."""
     strongest: dict[tuple[str, str], float] = {}
     for device_type, weight, _reason, source in clues:
         key = (device_type, source)

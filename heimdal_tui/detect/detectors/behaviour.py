@@ -81,6 +81,10 @@ class _Reported:
             self._counts[device] = count + 1
         return True
 
+    def already(self, device: int, value: str) -> bool:
+        """Reported before (so :meth:`first_time` is False, and asking it changes nothing)."""
+        return (device, value) in self._seen
+
     def forget(self, device: int, value: str) -> None:
         key = (device, value)
         if key in self._seen:
@@ -261,11 +265,12 @@ class NewDestinationDetector(_BehaviourDetector):
         book = self.book
         activity = book.activity
         names = _items(activity, "domains")
-        peer_name, pair, domain_of, first_time = (
+        peer_name, pair, domain_of, first_time, already = (
             ctx.peer_name,
             self._pair,
             book.domain_of,
             self.reported.first_time,
+            self.reported.already,
         )
         episodes = self.episodes
         for device, destinations in _items(activity, "destinations").items():
@@ -275,7 +280,9 @@ class NewDestinationDetector(_BehaviourDetector):
             fresh: list[tuple[float, _Episode]] = []
             for item in destinations:
                 value = item.value
-                if item.learned or value in known:
+                # A destination stays new (and in the batch's rows) until the baseline takes it:
+                # one reported already is skipped before its name is looked up.
+                if item.learned or value in known or already(device, value):
                     continue
                 name = peer_name(*pair(value)) if value else None
                 domain = domain_of(name) if name else domains_by_peer.get(value)
@@ -286,34 +293,24 @@ class NewDestinationDetector(_BehaviourDetector):
                     fresh.append((item.ts, episodes.add(device, item.ts, label, value)))
             # One finding per destination (the alert's count is how many there were); each carries
             # its episode as it stands after this batch: the newest evidence is what the alert keeps.
-            evidence: dict[int, dict[str, Any]] = {}
+            told: dict[int, tuple[str, dict[str, Any]]] = {}
             for ts, episode in fresh:
-                facts = evidence.get(id(episode))
-                if facts is None:
-                    facts = evidence[id(episode)] = {
-                        "new_destinations": episode.total,
-                        "since": episode.first_ts,
-                        "examples": _examples(episode.labels),
-                        "new_destination_values": list(episode.values),
-                        "baseline_destinations": len(base.destinations),
-                        "baseline_domains": len(base.domains),
-                        **self._base_evidence(device),
-                    }
-                out.append(
-                    Finding(
-                        kind=self.kind,
-                        device=device,
-                        peer=None,
-                        ts=ts,
-                        severity=Severity.LOW,
-                        score=3.0,
-                        summary=(
-                            f"{episode.total} destination(s) never seen in this device's baseline, "
-                            f"e.g. {episode.labels[0]}"
-                        ),
-                        evidence=facts,
+                said = told.get(id(episode))
+                if said is None:
+                    said = told[id(episode)] = (
+                        f"{episode.total} destination(s) never seen in this device's baseline, "
+                        f"e.g. {episode.labels[0]}",
+                        {
+                            "new_destinations": episode.total,
+                            "since": episode.first_ts,
+                            "examples": _examples(episode.labels),
+                            "new_destination_values": list(episode.values),
+                            "baseline_destinations": len(base.destinations),
+                            "baseline_domains": len(base.domains),
+                            **self._base_evidence(device),
+                        },
                     )
-                )
+                out.append(Finding(self.kind, device, None, ts, Severity.LOW, 3.0, *said))
         return out
 
 

@@ -453,7 +453,7 @@ class PortScanDetector:
         # An answer has the port of the probe it answers (-1: none), and few probes are pending:
         # the rows with no pending probe's port are left out before hashing.
         ports = np.where(echo_reply | arp_reply, -1, sport_all)
-        candidates &= np.isin(ports, pending["port"], kind="table")
+        candidates &= _port_set(pending["port"])[ports + 1]
         rows = np.flatnonzero(candidates)
         if rows.shape[0] == 0:
             return
@@ -686,6 +686,14 @@ class PortScanDetector:
             summary=summary,
             evidence=evidence,
         )
+
+
+def _port_set(ports: np.ndarray) -> np.ndarray:
+    """A lookup table of ``ports`` (each -1..65535, -1 for none) by port + 1: ``isin`` by one
+    gather (np.isin's table method first scans both arrays for their range)."""
+    table = np.zeros(65_537, dtype=bool)
+    table[ports + 1] = True
+    return table
 
 
 def _micros(ts: np.ndarray) -> np.ndarray:
