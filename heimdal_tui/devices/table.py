@@ -289,6 +289,13 @@ class _Rolling:
         self.height = frame.height
         self._joined = frame
 
+    def keep(self, rows: pl.Expr) -> None:
+        """Keep only the rows ``rows`` selects, shard by shard (a device's rows stay in its shard)."""
+        self.flush()
+        self.parts = [part.filter(rows) for part in self.parts]
+        self.height = sum(part.height for part in self.parts)
+        self._joined = None
+
     def flush(self) -> None:
         if not self.queue:
             return
@@ -627,10 +634,11 @@ class DeviceTable:
             evicted += [int(k) for k in oldest["device"].to_list()]
             self._dropped["devices"] += over
         if evicted:
-            gone = pl.Series(evicted, dtype=pl.UInt64).implode()
-            for name in ("devices", "ips", "peers", "ports", "protocols", "names", "history"):
-                frame: pl.DataFrame = getattr(self, name)
-                setattr(self, name, frame.filter(~pl.col("device").is_in(gone)))
+            kept = ~pl.col("device").is_in(pl.Series(evicted, dtype=pl.UInt64).implode())
+            self.devices = self.devices.filter(kept)
+            self.ips = self.ips.filter(kept)
+            for table in (self._peers, self._ports, self._protocols, self._names, self._history):
+                table.keep(kept)
             self._known.difference_update(evicted)
         self._cap("ips", ["device"], lim.max_ips)
         # (peers are capped as each batch is folded in, see _Rolling)
