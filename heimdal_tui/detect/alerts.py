@@ -199,8 +199,16 @@ class AlertBook:
         excess = len(self.alerts) - self.max_alerts
         if excess <= 0:
             return
-        closed = [a.id for a in self.alerts.values() if a.state not in ACTIVE_STATES][:excess]
-        for key in closed:
-            del self.alerts[key]
+        closed = [a for a in self.alerts.values() if a.state not in ACTIVE_STATES][:excess]
+        for alert in closed:
+            self._forget(alert)
         while len(self.alerts) > self.max_alerts:
-            self.alerts.popitem(last=False)
+            self._forget(next(iter(self.alerts.values())))
+
+    def _forget(self, alert: Alert) -> None:
+        """Drop ``alert`` and the fold key pointing at it (a sensor runs for months: keys of alerts
+        no longer held must not pile up)."""
+        del self.alerts[alert.id]
+        key = (alert.device.key, alert.kind, alert.peer)
+        if self._active.get(key) == alert.id:
+            del self._active[key]

@@ -299,16 +299,37 @@ class _Rolling:
     def flush(self) -> None:
         if not self.queue:
             return
-        queue, self.queue, self.queued = self.queue, [], 0
-        queued = pl.concat(queue, how="vertical_relaxed") if len(queue) > 1 else queue[0]
-        del queue  # (the queued batches go before they are split: two copies at most, not three)
-        batches = _shards(queued)
-        del queued
+        queue: list[pl.DataFrame | None] = list(self.queue)
+        step = max(self.MIN_QUEUE, self.queued // SHARDS)
+        self.queue, self.queued = [], 0
         self._joined = None
-        for i, batch in enumerate(batches):
-            if batch.height == 0:
+        # Split the queue into shards a group of batches at a time (about an eighth of it), each
+        # batch let go once split: the queue and its pieces are never both held whole, as they
+        # were when the whole queue was concatenated and then split.
+        pieces: list[list[pl.DataFrame]] = [[] for _ in range(SHARDS)]
+        group: list[pl.DataFrame] = []
+        rows = 0
+        for j, batch in enumerate(queue):
+            assert batch is not None
+            queue[j] = None
+            group.append(batch)
+            rows += batch.height
+            if rows >= step or j == len(queue) - 1:
+                frame = pl.concat(group, how="vertical_relaxed") if len(group) > 1 else group[0]
+                group, rows = [], 0
+                for i, part in enumerate(_shards(frame)):
+                    if part.height:
+                        pieces[i].append(part)
+                del frame
+        del batch
+        for i in range(SHARDS):
+            if not pieces[i]:
                 continue
-            merged = self.merge(self.parts[i], batch)
+            pending, pieces[i] = pieces[i], []
+            merged = self.merge(
+                self.parts[i], pl.concat(pending, how="vertical_relaxed") if len(pending) > 1 else pending[0]
+            )
+            del pending
             if self.cap is not None:
                 merged = self.cap(merged)
             self.height += merged.height - self.parts[i].height

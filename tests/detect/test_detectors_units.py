@@ -399,6 +399,20 @@ def test_brute_force_threshold_and_window():
     assert run(detector, web) == []
 
 
+def test_brute_force_forgets_pairs_idle_for_a_window():
+    detector = brute_force.BruteForceDetector()
+    # three attempts from A, then a long pause; B's attempts come 10 minutes later
+    frames = ssh_attempts([T0, T0 + 1, T0 + 2])
+    frames += ssh_attempts([T0 + 600 + i for i in range(3)], src=C_IP, smac=C_MAC)
+    assert run(detector, frames, batch=3) == []
+    assert len(detector.pairs) == 1  # A's pair went idle a window before B's last start
+    # A comes back and guesses fast: the pair starts again and is still found
+    later = ssh_attempts([T0 + 700 + 2 * i for i in range(10)])
+    (finding,) = run(detector, later)
+    assert finding.device == key(A_MAC) and finding.evidence["attempts"] == 10
+    assert finding.evidence["distinct_source_ports"] == 10
+
+
 def test_inbound_brute_force_is_reported_on_the_target():
     frames = ssh_attempts([T0 + 2 * i for i in range(12)], src="203.0.113.50", smac=ROUTER_MAC)
     (finding,) = run(brute_force.BruteForceDetector(), frames)

@@ -67,6 +67,17 @@ def test_cap_forgets_closed_alerts_first():
     assert ids[1] not in book.alerts and ids[0] in book.alerts and len(book.alerts) == 3
 
 
+def test_fold_keys_of_forgotten_alerts_are_forgotten_too():
+    book = AlertBook(correlation_window=600.0, max_alerts=100)
+    for i in range(10_000):  # 10,000 peers, one alert each: only the newest 100 are held
+        book.add(_finding(float(i), peer=f"10.0.{i // 256}.{i % 256}"), REF)
+    assert len(book.alerts) == 100
+    assert len(book._active) == 100
+    # the held ones still fold their repeats
+    change = book.add(_finding(10_000.0, peer="10.0.39.15"), REF)  # peer of i = 9999
+    assert change is not None and not change.new and change.alert.count == 2
+
+
 def test_alert_json_has_the_documented_fields():
     book = AlertBook()
     change = book.add(_finding(1_772_439_690.0), REF)

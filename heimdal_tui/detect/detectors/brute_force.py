@@ -21,7 +21,9 @@ passwords, ``peer`` = the target); between two remote hosts nothing is reported 
 device); a remote source against a local service is high, 7.0 (the service is exposed and attacked).
 +0.5 past five times the threshold. Repeats at most once per window per (source, target, port).
 Memory: at most ``max_pairs`` tracked (least recently active dropped), each with at most
-``max_attempts`` start times.
+``max_attempts`` start times. A pair whose last connection started a whole ``window`` ago is
+forgotten: none of its starts still count and its repeat guard has expired, so dropping it changes
+no finding (only ``distinct_source_ports`` starts again when the pair comes back).
 """
 
 from __future__ import annotations
@@ -122,7 +124,17 @@ class BruteForceDetector:
                 self.unattributed += 1
             else:
                 findings.append(finding)
+        self._forget_idle(float(first_ts[rows[-1]]) - s.window)
         return findings
+
+    def _forget_idle(self, horizon: float) -> None:
+        """Drop pairs, least recently active first, whose last start is at or before ``horizon``."""
+        pairs = self.pairs
+        while pairs:
+            key, pair = next(iter(pairs.items()))
+            if pair.starts and pair.starts[-1] > horizon:
+                break
+            del pairs[key]
 
     def _finding(
         self, key: tuple[int, int, int, int, int], pair: _Pair, t: float, o_dev: int, r_dev: int
