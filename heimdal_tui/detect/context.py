@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from heimdal_tui.decode.app.dns import DnsMessage
 from heimdal_tui.decode.app_select import AppEvent
 from heimdal_tui.devices.locality import Locality
 
@@ -37,6 +38,7 @@ class BatchContext:
       ``app_events[i]`` (None when the sender is not a local device).
     - ``new_devices``: device keys seen for the first time.
     - ``device_ref(key)``, ``peer_name(hi, lo)``: identity lookups.
+    - :meth:`dns_queries`: where the DNS queries are among ``app_events``.
     """
 
     now: float
@@ -51,3 +53,21 @@ class BatchContext:
     peer_name: Callable[[int, int], str | None]
     first_ts: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+    _dns_queries: list[int] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def dns_queries(self) -> list[int]:
+        """Positions in ``app_events`` of the DNS queries to port 53 or 5355 (LLMNR): messages
+        that are not responses. Found on first use, in one pass: the baselines (domains asked for)
+        and dns_tunnel both read them, and they are a fraction of a batch's events."""
+        found = self._dns_queries
+        if found is None:
+            ports = DNS_QUERY_PORTS
+            found = self._dns_queries = [
+                i
+                for i, ev in enumerate(self.app_events)
+                if ev.dport in ports and isinstance(msg := ev.message, DnsMessage) and not msg.is_response
+            ]
+        return found
+
+
+DNS_QUERY_PORTS = frozenset({53, 5355})

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress
+from operator import itemgetter, not_
 from typing import Any, NamedTuple
 
 from heimdal_tui.detect.activity import Activity, BatchActivity, Item, Minute, Unlearned, hour_of
@@ -46,20 +47,46 @@ class _Volume:
 
 @dataclass(slots=True)
 class _Interval:
-    """What every device did in one interval, per table and device, as sets of values: ``known``
+    """What every device did in one interval, per table as a set of (device, value) pairs: ``known``
     held by the device's baseline when seen (baselines only grow, so they still do when the
     interval closes), ``novel`` not held then (checked again at close: the operator may have
-    accepted them meanwhile)."""
+    accepted them meanwhile). Pairs, not a set per device: a batch's rows go in with one C-level
+    ``set.update``; they are grouped by device once, when the interval is scored."""
 
-    known: dict[str, defaultdict[int, set[str]]] = field(default_factory=dict)
-    novel: dict[str, defaultdict[int, set[str]]] = field(default_factory=dict)
+    known: dict[str, set[tuple[int, str]]] = field(default_factory=dict)
+    novel: dict[str, set[tuple[int, str]]] = field(default_factory=dict)
     volume: dict[int, _Volume] = field(default_factory=dict)
+
+
+class _Seen(NamedTuple):
+    """One table of a closing interval, by device: the known pairs, how many known values each
+    device has, and each device's novel values."""
+
+    known: set[tuple[int, str]]
+    held: dict[int, int]
+    novel: dict[int, list[str]]
+
+
+def _seen(interval: _Interval, table: str) -> _Seen | None:
+    """``interval``'s ``table`` grouped by device (None when nothing of it was seen)."""
+    known = interval.known.get(table)
+    fresh = interval.novel.get(table)
+    if not known and not fresh:
+        return None
+    known = known or set()
+    novel: dict[int, list[str]] = {}
+    for device, value in fresh or ():
+        values = novel.get(device)
+        if values is None:
+            novel[device] = [value]
+        else:
+            values.append(value)
+    return _Seen(known, Counter(map(itemgetter(0), known)), novel)
 
 
 _TABLES = ("destinations", "services", "protocols", "countries")
 _FEATURES = tuple(WEIGHTS)
 _STRIDE = 2 + len(_FEATURES)  # ts, score, then one value per feature
-_NO_VALUES: frozenset[str] = frozenset()
 _new_point = partial(tuple.__new__, DriftPoint)
 
 
@@ -138,11 +165,15 @@ class PendingItems:
 
     def add(self, item: Item) -> None:
         """Keep ``item`` unless its value is pending already or the table is full."""
-        if len(self._peers) >= MAX_PENDING or item.value in self._values:
+        self.add_value(item.value, item.ts, item.peer)
+
+    def add_value(self, value: str, ts: float, peer: str | None) -> None:
+        """:meth:`add` without making the Item."""
+        if len(self._peers) >= MAX_PENDING or value in self._values:
             return
-        self._values[item.value] = None
-        self._ts.append(item.ts)
-        self._peers.append(item.peer)
+        self._values[value] = None
+        self._ts.append(ts)
+        self._peers.append(peer)
 
 
 _NO_ITEMS = PendingItems()  # what a table nothing was added to reads as (never added to)
@@ -191,12 +222,16 @@ class PendingDrift:
 
     def add_item(self, table: str, item: Item) -> None:
         """Keep ``item`` unless its value is pending in ``table`` already or the table is full."""
+        self.add_value(table, item.value, item.ts, item.peer)
+
+    def add_value(self, table: str, value: str, ts: float, peer: str | None) -> None:
+        """:meth:`add_item` without making the Item (what :meth:`wants` asks is asked here too)."""
         items = self._tables.get(table)
         if items is None:
             if table not in self.TABLES:
                 raise KeyError(f"no pending table {table!r}")
             items = self._tables[table] = PendingItems()
-        items.add(item)
+        items.add_value(value, ts, peer)
 
     def as_activity(self) -> Activity:
         return Activity(
@@ -326,25 +361,25 @@ class DriftTracker:
             seen = self._interval(slot)
             known = seen.known.get(table)
             if known is None:
-                known = seen.known[table] = defaultdict(set)
+                known = seen.known[table] = set()
             if True not in novel:
-                for device, value in zip(devices, values, strict=True):
-                    known[device].add(value)
+                known.update(zip(devices, values, strict=True))
                 continue
             fresh = seen.novel.get(table)
             if fresh is None:
-                fresh = seen.novel[table] = defaultdict(set)
-            for device, value, flag in zip(devices, values, novel, strict=True):
-                (fresh if flag else known)[device].add(value)
+                fresh = seen.novel[table] = set()
+            known.update(compress(zip(devices, values, strict=True), map(not_, novel)))
+            fresh.update(compress(zip(devices, values, strict=True), novel))
         if True in rows.novel:
             pending_of = self.pending
-            for i in compress(range(len(rows.novel)), rows.novel):
-                device = rows.devices[i]
+            novel_rows = compress(
+                zip(rows.devices, rows.values, rows.ts, rows.peers, strict=True), rows.novel
+            )
+            for device, value, ts, peer in novel_rows:
                 pending = pending_of.get(device)
                 if pending is None:
                     pending = pending_of[device] = PendingDrift()
-                if pending.wants(table, rows.values[i]):
-                    pending.add_item(table, Item(rows.values[i], rows.ts[i], rows.peers[i]))
+                pending.add_value(table, value, ts, peer)
 
     def _unlearned_of(self, activity: Mapping[int, Activity]) -> dict[str, Unlearned]:
         out = {table: Unlearned() for table in _TABLES}
@@ -377,12 +412,15 @@ class DriftTracker:
         points = []
         for slot in sorted(s for s in self._intervals if s < before_slot):
             seen = self._intervals.pop(slot)
+            tables = [(table, found) for table in _TABLES if (found := _seen(seen, table)) is not None]
             devices: set[int] = set(seen.volume)
-            for per_device in (*seen.known.values(), *seen.novel.values()):
-                devices.update(per_device)
+            for _table, found in tables:
+                devices.update(found.held)
+                devices.update(found.novel)
             now = (slot + 1) * self.interval
+            volumes = seen.volume
             for device in sorted(devices):
-                point = self._score(device, seen, now)
+                point = self._score(device, tables, volumes.get(device), now)
                 if point is not None:
                     history = self.history.get(device)
                     if history is None:
@@ -391,28 +429,29 @@ class DriftTracker:
                     points.append((device, point))
         return points
 
-    def _score(self, device: int, seen: _Interval, now: float) -> DriftPoint | None:
-        """The device's point for the interval ending at ``now``: none unless its baseline was
-        mature before then (what the batch's time says about maturity does not matter)."""
+    def _score(
+        self, device: int, tables: list[tuple[str, _Seen]], volume: _Volume | None, now: float
+    ) -> DriftPoint | None:
+        """The device's point for the interval ending at ``now`` (``tables``: what the interval
+        saw, ``volume``: the device's minutes in it): none unless its baseline was mature before
+        then (what the batch's time says about maturity does not matter)."""
         base = self.book.baselines.get(device)
         if base is None or self.book.mature_at(device) >= now:
             return None
         features: dict[str, float] = {}
-        for table in _TABLES:
-            known = seen.known.get(table)
-            held = known.get(device, _NO_VALUES) if known is not None else _NO_VALUES
-            fresh = seen.novel.get(table)
-            novel = fresh.get(device) if fresh is not None else None
+        for table, seen in tables:
+            held = seen.held.get(device, 0)
+            novel = seen.novel.get(device)
             if novel:
                 # Seen: every value once; novel: those the baseline still does not hold.
-                extra = [value for value in novel if value not in held]
+                known = seen.known
+                extra = [value for value in novel if (device, value) not in known]
                 baseline_values = getattr(base, table)
                 missing = sum(1 for value in extra if value not in baseline_values)
-                total = len(held) + len(extra)
+                total = held + len(extra)
                 features[table] = missing / total
             elif held:
-                features[table] = 0 / len(held)
-        volume = seen.volume.get(device)
+                features[table] = 0 / held
         if volume is not None and volume.minutes:
             median, _spread, samples = base.volume("out", volume.hour)
             if samples:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import compress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import polars as pl
@@ -48,7 +48,6 @@ _ANSWER_PACKET_COLUMNS = (
     "tcp_flags",
     "src_dev",
 )
-_DNS_PORTS = (53, 5355)
 _FLOW_COLUMNS = (*FLOW_COLUMNS, "resp_flags", "resp_pkts")  # the answer watch keeps FLOW_COLUMNS
 _WATCH_COLUMNS = (*_FLOW_COLUMNS, "orig_p")
 
@@ -456,13 +455,13 @@ class Extractor:
         domain_of = self._domain
         domains = rows["domains"]
         devices: list[int] = []
-        for ev, device in zip(ctx.app_events, ctx.app_devices, strict=True):
-            if device is None or ev.dport not in _DNS_PORTS:
+        events, senders = ctx.app_events, ctx.app_devices
+        for i in ctx.dns_queries():
+            device = senders[i]
+            if device is None:
                 continue
-            msg = ev.message
-            if not isinstance(msg, DnsMessage) or msg.is_response:
-                continue
-            for qname, _qtype in msg.questions:
+            ev = events[i]
+            for qname, _qtype in cast(DnsMessage, ev.message).questions:
                 if qname:
                     domains.devices.append(device)
                     domains.values.append(domain_of(qname))

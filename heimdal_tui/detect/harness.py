@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 
 import numpy as np
 import polars as pl
@@ -87,16 +88,15 @@ class DeviceRefs:
         senders = self.senders
         if len(senders) >= MAX_KEPT:
             senders.clear()
-        out: list[int | None] = []
-        for ev in events:
-            source = (ev.src_mac, ev.src_hi, ev.src_lo)
-            if source in senders:
-                out.append(senders[source])
-            else:
-                out.append(senders.setdefault(source, sender(ev)))
-        return out
+        # C-level passes: each event's source, one event per source, then each source's sender.
+        sources = list(map(_source, events))
+        for source, ev in dict(zip(sources, events, strict=True)).items():
+            if source not in senders:
+                senders[source] = sender(ev)
+        return list(map(senders.__getitem__, sources))
 
 
+_source = attrgetter("src_mac", "src_hi", "src_lo")
 MAX_KEPT = 65_536  # refs and senders kept per pipeline (cleared when full; devices are capped far lower)
 _kept: weakref.WeakKeyDictionary[Pipeline, DeviceRefs] = weakref.WeakKeyDictionary()
 

@@ -38,18 +38,18 @@ import math
 import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 
 from heimdal_tui.decode.app.dns import RTYPE_NAMES, DnsMessage
 from heimdal_tui.detect.baseline import registered_domain
-from heimdal_tui.detect.context import BatchContext
+from heimdal_tui.detect.context import DNS_QUERY_PORTS, BatchContext
 from heimdal_tui.detect.model import DetectorSettings, Finding, Severity, setting
 from heimdal_tui.devices.locality import address_text
 from heimdal_tui.devices.table import device_keys
 
-DNS_PORTS = frozenset({53, 5355})
+DNS_PORTS = DNS_QUERY_PORTS
 BIG_ANSWER_TYPES = frozenset({16, 10, 255})  # TXT, NULL, ANY
 PSEUDO_ZONE = "(no valid TLD)"
 MAX_EXAMPLES = 5
@@ -223,12 +223,13 @@ class DnsTunnelDetector:
         if not s.enabled or not ctx.app_events:
             return []
         queries: list[tuple[float, int, str, int, tuple[int, int], tuple[int, int]]] = []
-        for ev, dev in zip(ctx.app_events, ctx.app_devices, strict=False):
-            msg = ev.message
-            if not isinstance(msg, DnsMessage) or msg.is_response or ev.dport not in DNS_PORTS:
-                continue
+        events, senders = ctx.app_events, ctx.app_devices
+        for i in ctx.dns_queries():
+            ev = events[i]
             if ev.sport == 5353:
                 continue
+            msg = cast(DnsMessage, ev.message)
+            dev = senders[i]
             device = dev or _local_key(ctx, ev.dst_mac, ev.dst_hi, ev.dst_lo)
             if not device:
                 continue
