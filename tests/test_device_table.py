@@ -193,6 +193,23 @@ def test_a_cap_keeps_the_most_recently_seen_entries_whenever_the_batches_are_fol
         assert table.dropped["peers"] == 50 * (400 - 25)
 
 
+def test_a_long_queue_split_a_group_at_a_time_folds_to_the_same_table():
+    # The queue is split into shards a group of batches at a time (an eighth of it); the table it
+    # folds to is the one a single split of the whole queue gives, row for row.
+    tables = []
+    for groups in (False, True):
+        table = DeviceTable(limits=DeviceLimits(max_peers=40))
+        table._peers.MIN_QUEUE = 10_000_000  # nothing folds while the batches are added
+        for i in range(30):
+            table._peers.add(_peer_batch(20 + i, range(i * 3, i * 3 + 5), float(i)))
+        if groups:
+            table._peers.MIN_QUEUE = 1  # the fold's group size: queued rows / 8
+        tables.append(table.peers.sort("device", "peer_lo"))
+    one, grouped = tables
+    assert one.height > 0 and one.equals(grouped)
+    assert one.group_by("device").len()["len"].max() == 40  # the cap applied in both
+
+
 def test_names_fold_per_device_with_a_cap_and_go_with_their_device():
     limits = DeviceLimits(max_names=3, max_devices=2)
     table = DeviceTable(limits=limits)

@@ -197,6 +197,15 @@ def _empty(schema: dict[str, type[pl.DataType]]) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
+# The key of each capped table's rows besides the device: what breaks a tie on last_seen.
+_CAP_TIES: dict[str, tuple[str, ...]] = {
+    "ips": ("ip_hi", "ip_lo"),
+    "peers": ("peer_hi", "peer_lo"),
+    "ports": ("proto", "port", "role"),
+    "names": ("name", "kind"),
+}
+
+
 def _merge(
     state: pl.DataFrame, batch: pl.DataFrame, keys: list[str], sums: tuple[str, ...] = ()
 ) -> pl.DataFrame:
@@ -675,11 +684,11 @@ class DeviceTable:
         return self._capped(frame, name, limit) if _over_cap(frame, limit) else frame
 
     def _capped(self, frame: pl.DataFrame, name: str, limit: int) -> pl.DataFrame:
-        """``frame`` with at most ``limit`` rows per device: the most recently seen."""
-        ranked = frame.with_columns(
-            pl.col("last_seen").rank("ordinal", descending=True).over("device").alias("_rank")
-        )
-        kept = ranked.filter(pl.col("_rank") <= limit).drop("_rank")
+        """``frame`` with at most ``limit`` rows per device: the most recently seen, ties broken
+        by the row's key (its order in ``frame`` comes from a group_by: it differs run to run)."""
+        ties = _CAP_TIES[name]
+        ordered = frame.sort(["last_seen", *ties], descending=[True, *[False] * len(ties)])
+        kept = ordered.filter(pl.int_range(pl.len()).over("device") < limit)
         self._dropped[name] = self._dropped.get(name, 0) + frame.height - kept.height
         return kept
 

@@ -64,11 +64,11 @@ class _Reported:
     """A bounded per-device memory of what was already reported (so each new item alerts once).
 
     One set for all devices, holding the hash of each (device, value) pair rather than the pair:
-    an int instead of a tuple and the value's string, a third of the memory, and the collector
-    does not track ints. ``hash`` of a tuple of an int and a str is 64 bits and keyed per process
-    (SipHash), so a peer cannot make two names collide on purpose and an accidental collision
-    (one item not reported because another was) is ~1 in 10^6 even at the cap of 4,096 items for
-    each of 1,000 devices.
+    an int instead of a tuple that keeps the value's string alive (new_destination after the
+    daemon benchmark's hour: 3.1 MB instead of 4.3), and the collector does not track ints.
+    ``hash`` of a tuple of an int and a str is 64 bits and keyed per process (SipHash), so a peer
+    cannot make two names collide on purpose, and an accidental collision (one item not reported
+    because another was) is ~1 in 10^6 even at the cap of 4,096 items for each of 1,000 devices.
     """
 
     def __init__(self) -> None:
