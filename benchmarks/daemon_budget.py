@@ -9,6 +9,7 @@ peak RSS of each half of the hour and whether the second half grew.
 
     python3 benchmarks/daemon_budget.py                 # --speed 6: about 10 minutes
     python3 benchmarks/daemon_budget.py --speed 1       # the real pace: an hour
+    python3 benchmarks/daemon_budget.py --config my.toml   # with these settings (default: none)
 
 Bar (issue): RSS under 200 MB, not growing in the second half.
 """
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3600.0, help="capture time to generate")
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--samples-out", type=Path, help="write the RSS samples (seconds, MB) here")
+    parser.add_argument("--config", type=Path, help="the daemon's configuration (default: an empty one)")
     args = parser.parse_args(argv)
     if not args.capture.exists():
         args.capture.parent.mkdir(parents=True, exist_ok=True)
@@ -76,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
         )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.toml"
-        config.write_text("")
+        config = args.config or Path(tmp) / "config.toml"
+        if args.config is None:
+            config.write_text("")
         errors = open(Path(tmp) / "stderr.txt", "w+")  # noqa: SIM115 (a pipe nobody reads could stall the daemon)
         port = free_port()
         started = time.monotonic()
