@@ -163,12 +163,8 @@ class PendingItems:
         for value, ts, peer in zip(self._values, self._ts, self._peers, strict=True):
             yield Item(value, ts, peer)
 
-    def add(self, item: Item) -> None:
-        """Keep ``item`` unless its value is pending already or the table is full."""
-        self.add_value(item.value, item.ts, item.peer)
-
     def add_value(self, value: str, ts: float, peer: str | None) -> None:
-        """:meth:`add` without making the Item."""
+        """Keep the item unless its value is pending already or the table is full."""
         if len(self._peers) >= MAX_PENDING or value in self._values:
             return
         self._values[value] = None

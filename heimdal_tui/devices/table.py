@@ -308,29 +308,27 @@ class _Rolling:
     def flush(self) -> None:
         if not self.queue:
             return
-        queue: list[pl.DataFrame | None] = list(self.queue)
+        queue, self.queue = self.queue, []
         step = max(self.MIN_QUEUE, self.queued // SHARDS)
-        self.queue, self.queued = [], 0
+        self.queued = 0
         self._joined = None
         # Split the queue into shards a group of batches at a time (about an eighth of it), each
         # batch let go once split: the queue and its pieces are never both held whole, as they
         # were when the whole queue was concatenated and then split.
+        queue.reverse()  # taken from the end: oldest first
         pieces: list[list[pl.DataFrame]] = [[] for _ in range(SHARDS)]
         group: list[pl.DataFrame] = []
         rows = 0
-        for j, batch in enumerate(queue):
-            assert batch is not None
-            queue[j] = None
-            group.append(batch)
-            rows += batch.height
-            if rows >= step or j == len(queue) - 1:
+        while queue:
+            group.append(queue.pop())
+            rows += group[-1].height
+            if rows >= step or not queue:
                 frame = pl.concat(group, how="vertical_relaxed") if len(group) > 1 else group[0]
                 group, rows = [], 0
                 for i, part in enumerate(_shards(frame)):
                     if part.height:
                         pieces[i].append(part)
                 del frame
-        del batch
         for i in range(SHARDS):
             if not pieces[i]:
                 continue
@@ -609,7 +607,7 @@ class DeviceTable:
         rows = self._known_only(rows)
         if rows.height:
             self.ips = _merge(self.ips, rows, ["device", "ip_hi", "ip_lo"])
-            self._cap("ips", ["device"], self.limits.max_ips)
+            self._cap("ips", self.limits.max_ips)
 
     def add_ports(self, rows: pl.DataFrame) -> None:
         """Fold (device, proto, port, role, first_seen, last_seen, flows) rows in."""
@@ -670,11 +668,11 @@ class DeviceTable:
             for table in (self._peers, self._ports, self._protocols, self._names, self._history):
                 table.keep(kept)
             self._known.difference_update(evicted)
-        self._cap("ips", ["device"], lim.max_ips)
+        self._cap("ips", lim.max_ips)
         # (peers are capped as each batch is folded in, see _Rolling)
         return evicted
 
-    def _cap(self, name: str, by: list[str], limit: int) -> None:
+    def _cap(self, name: str, limit: int) -> None:
         frame: pl.DataFrame = getattr(self, name)
         if _over_cap(frame, limit):
             setattr(self, name, self._capped(frame, name, limit))

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from heimdal_tui.common.lru import forget_stale
 from heimdal_tui.detect.activity import Activity, BatchActivity, Item, Minute, MinuteRows, hour_of
 from heimdal_tui.detect.context import BatchContext
 from heimdal_tui.detect.learning import BaselineBook
@@ -141,12 +142,7 @@ class _Episodes:
         item that late would start a new episode anyway (items lag the batch by seconds, not by
         ten minutes). Without this an ended episode stayed until its key came back."""
         horizon = now - 2 * self.gap
-        open_ = self._open
-        while open_:
-            key, episode = next(iter(open_.items()))
-            if episode.last_ts >= horizon:
-                break
-            del open_[key]
+        forget_stale(self._open, lambda episode: episode.last_ts < horizon)
 
 
 def _items(

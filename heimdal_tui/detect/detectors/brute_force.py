@@ -34,6 +34,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from heimdal_tui.common.lru import forget_stale
 from heimdal_tui.detect.context import BatchContext
 from heimdal_tui.detect.model import DetectorSettings, Finding, Severity, setting
 from heimdal_tui.devices.locality import address_text
@@ -124,17 +125,11 @@ class BruteForceDetector:
                 self.unattributed += 1
             else:
                 findings.append(finding)
-        self._forget_idle(float(first_ts[rows[-1]]) - s.window)
+        # Pairs whose last start is a window old: none of their starts count, their repeat guard
+        # has expired.
+        horizon = float(first_ts[rows[-1]]) - s.window
+        forget_stale(self.pairs, lambda pair: not pair.starts or pair.starts[-1] <= horizon)
         return findings
-
-    def _forget_idle(self, horizon: float) -> None:
-        """Drop pairs, least recently active first, whose last start is at or before ``horizon``."""
-        pairs = self.pairs
-        while pairs:
-            key, pair = next(iter(pairs.items()))
-            if pair.starts and pair.starts[-1] > horizon:
-                break
-            del pairs[key]
 
     def _finding(
         self, key: tuple[int, int, int, int, int], pair: _Pair, t: float, o_dev: int, r_dev: int

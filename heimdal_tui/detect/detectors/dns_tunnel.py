@@ -42,14 +42,14 @@ from typing import ClassVar, cast
 
 import numpy as np
 
+from heimdal_tui.common.lru import forget_stale
 from heimdal_tui.decode.app.dns import RTYPE_NAMES, DnsMessage
 from heimdal_tui.detect.baseline import registered_domain
-from heimdal_tui.detect.context import DNS_QUERY_PORTS, BatchContext
+from heimdal_tui.detect.context import BatchContext
 from heimdal_tui.detect.model import DetectorSettings, Finding, Severity, setting
 from heimdal_tui.devices.locality import address_text
 from heimdal_tui.devices.table import device_keys
 
-DNS_PORTS = DNS_QUERY_PORTS
 BIG_ANSWER_TYPES = frozenset({16, 10, 255})  # TXT, NULL, ANY
 PSEUDO_ZONE = "(no valid TLD)"
 MAX_EXAMPLES = 5
@@ -273,12 +273,7 @@ class DnsTunnelDetector:
         so a group that starts again behaves the same from scratch (only the resolvers it lists
         start again too). Groups are in least-recently-queried order, so the scan stops at the
         first live one."""
-        groups = self.groups
-        while groups:
-            newest = next(iter(groups.values())).newest
-            if newest is not None and newest > before:
-                break
-            groups.popitem(last=False)
+        forget_stale(self.groups, lambda group: group.newest is None or group.newest <= before)
 
     def _check(self, key: tuple[int, str], group: _Group, ts: float, qname: str) -> Finding | None:
         s = self.settings
