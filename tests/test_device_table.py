@@ -193,6 +193,27 @@ def test_a_cap_keeps_the_most_recently_seen_entries_whenever_the_batches_are_fol
         assert table.dropped["peers"] == 50 * (400 - 25)
 
 
+def test_the_total_cap_keeps_the_most_recently_seen_entries_of_any_device():
+    # 50 devices, each batch 4 new peers a device, against a total of 160 peers (20 per shard):
+    # the table keeps the most recent 20 of each shard whenever it folds, older devices' first.
+    limits = DeviceLimits(max_peers=1000, total_peers=160)
+    tables = []
+    for min_queue in (1, 10_000_000):
+        table = DeviceTable(limits=limits)
+        table._peers.MIN_QUEUE = min_queue
+        for i in range(30):
+            table._peers.add(_peer_batch(50, range(i * 4, i * 4 + 4), float(i)))
+        peers = table.peers
+        assert peers.height <= 160 and all(part.height <= 20 for part in table._peers.parts)
+        assert peers.height > 150  # the shares are filled
+        # Every part holds its newest rows: none older than the newest it dropped.
+        for part in table._peers.parts:
+            assert float(part["last_seen"].min()) >= 28.5  # type: ignore[arg-type]  # batches 28 and 29 fill 20
+        assert table.dropped["peers"] == 50 * 120 - peers.height
+        tables.append(peers.sort("device", "peer_lo"))
+    assert tables[0].equals(tables[1])  # the same rows whenever the batches were folded
+
+
 def test_a_long_queue_split_a_group_at_a_time_folds_to_the_same_table():
     # The queue is split into shards a group of batches at a time (an eighth of it); the table it
     # folds to is the one a single split of the whole queue gives, row for row.

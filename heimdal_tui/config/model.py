@@ -66,6 +66,15 @@ class DevicesConfig:
         _LIMITS.max_names, minimum=1, maximum=1_000_000, help="DNS/TLS names kept per device"
     )
     max_ips: int = option(_LIMITS.max_ips, minimum=1, maximum=65_536, help="addresses kept per device")
+    total_peers: int = option(
+        _LIMITS.total_peers, minimum=8, maximum=100_000_000, help="peers kept over all devices"
+    )
+    total_ports: int = option(
+        _LIMITS.total_ports, minimum=8, maximum=100_000_000, help="ports kept over all devices"
+    )
+    total_names: int = option(
+        _LIMITS.total_names, minimum=8, maximum=100_000_000, help="DNS/TLS names kept over all devices"
+    )
 
     def limits(self) -> DeviceLimits:
         """These bounds as the device table takes them (its other limits keep their defaults)."""
@@ -77,6 +86,9 @@ class DevicesConfig:
             max_ports=self.max_ports,
             max_names=self.max_names,
             max_ips=self.max_ips,
+            total_peers=self.total_peers,
+            total_ports=self.total_ports,
+            total_names=self.total_names,
         )
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from heimdal_tui.detect.context import DeviceRef
+from heimdal_tui.detect.evidence import pack_evidence, plain_evidence
 from heimdal_tui.detect.model import Finding, Severity
 
 
@@ -41,7 +43,7 @@ class Alert:
     last_seen: float
     count: int
     summary: str
-    evidence: dict[str, Any]
+    evidence: Mapping[str, Any]  # a dict, packed once the alert is settled (see AlertBook.settle)
     state: AlertState = AlertState.OPEN
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,7 +69,7 @@ class Alert:
             "count": self.count,
             "state": self.state.value,
             "summary": self.summary,
-            "evidence": self.evidence,
+            "evidence": plain_evidence(self.evidence),
         }
 
 
@@ -113,6 +115,7 @@ class AlertBook:
     # (device, kind, peer) the operator declared benign (false positives); None matches anything.
     allowlist: set[tuple[int | None, str, str | None]] = field(default_factory=set)
     _active: dict[tuple[int, str, str | None], str] = field(default_factory=dict)
+    _settled_at: float = float("-inf")
 
     def allowed(self, finding: Finding) -> bool:
         allow = self.allowlist
@@ -178,6 +181,8 @@ class AlertBook:
             evidence=finding.evidence,
         )
         self.alerts[alert.id] = alert
+        if current is not None:
+            self._pack(current.id)  # its key now folds into the new alert: it is settled
         self._active[key] = alert.id
         self._trim()
         return AlertChange(alert, new=True)
@@ -193,6 +198,34 @@ class AlertBook:
 
     def expire_suppressions(self, now: float) -> None:
         self.suppressions = [rule for rule in self.suppressions if rule.until > now]
+
+    def settle(self, now: float) -> None:
+        """Settle the alerts no finding can fold into any more: last seen more than two
+        correlation windows and a minute before ``now`` (capture time; findings lag their batch by
+        seconds, a completed minute's by one minute). Their fold keys go (a sensor raises thousands
+        of alerts a day, each key ~150 bytes) and their evidence is packed (see
+        :mod:`heimdal_tui.detect.evidence`); the alerts stay. Runs at most every half window: call
+        it after every batch."""
+        window = self.correlation_window
+        if now - self._settled_at < max(window / 2, 30.0):
+            return
+        self._settled_at = now
+        horizon = now - 2 * window - 60.0
+        alerts = self.alerts
+        stale = [
+            key
+            for key, alert_id in self._active.items()
+            if (alert := alerts.get(alert_id)) is None or alert.last_seen < horizon
+        ]
+        for key in stale:
+            self._pack(self._active.pop(key))
+
+    def _pack(self, alert_id: str) -> None:
+        alert = self.alerts.get(alert_id)
+        if alert is not None:
+            packed = pack_evidence(alert.evidence)
+            if packed is not alert.evidence:
+                self.alerts[alert_id] = replace(alert, evidence=packed)
 
     def _trim(self) -> None:
         """Past the cap, forget the oldest closed alerts first, then the oldest of all."""

@@ -167,6 +167,7 @@ class DetectionEngine:
             if change is not None:
                 changes.append(change)
                 self._publish(change)
+        self.alerts.settle(ctx.now)
         return changes
 
     def _publish(self, change: AlertChange) -> None:

@@ -10,7 +10,12 @@ Memory bounds (all configurable through :class:`DeviceLimits`):
 - a device idle for ``idle_timeout`` seconds of capture time is evicted;
 - per device at most ``max_ips`` addresses, ``max_peers`` peers, ``max_ports`` ports and
   ``max_names`` DNS/SNI names; past a cap the least recently seen entries are dropped and counted
-  in ``*_dropped``;
+  in ``dropped``;
+- over all devices at most ``total_peers`` peers, ``total_ports`` ports and ``total_names`` names,
+  so the table's memory has a bound whatever the number of devices (a 1,000-device LAN keeps ~64
+  recent peers a device, a 30-device home everything up to the per-device caps); past it the least
+  recently seen entries of any device go first (the rows live in ``SHARDS`` parts split by device,
+  and each part keeps at most its share of the total);
 - traffic history: ``history_buckets`` buckets of ``bucket_seconds`` each, per device.
 """
 
@@ -62,6 +67,9 @@ class DeviceLimits:
     max_peers: int = 1024
     max_ports: int = 256
     max_names: int = 512
+    total_peers: int = 65_536
+    total_ports: int = 32_768
+    total_names: int = 32_768
     bucket_seconds: float = 10.0
     history_buckets: int = 90
 
@@ -251,15 +259,17 @@ class _Rolling:
     Folding a batch in rewrites the table (a concat and a group_by), so doing it every batch costs
     time and memory in proportion to the table, which grows with the capture; folding many batches
     at once costs one rewrite. Every merge here is a min/max/sum by key, so the result is the same.
-    The queued aggregates are folded in once they hold as many rows as the table, when it is read,
-    or when it is replaced. The rows live in ``SHARDS`` parts split by device and each part is
-    merged on its own, one after the other: the memory a merge needs on top of the table (the
-    concat, the group_by's hash table) is that of an eighth of the table, not of all of it.
+    The queued aggregates are folded in once they hold half as many rows as the table (the queue
+    never costs more than half the table's memory on top of it, for 1.5 times the merge work per
+    row of folding at the table's size), when it is read, or when it is replaced. The rows live in
+    ``SHARDS`` parts split by device and each part is merged on its own, one after the other: the
+    memory a merge needs on top of the table (the concat, the group_by's hash table) is that of an
+    eighth of the table, not of all of it.
 
-    A per-device cap is applied after each merge. Which entries it keeps does not depend on when it
-    runs (the ``limit`` most recently seen of everything seen, ties aside); only an entry that was
-    dropped and then came back counts differently: folded batch by batch it restarts its counts,
-    folded together with the batches from before its drop it keeps them.
+    A cap (per device, and on the part's share of the total) is applied after each merge. Which
+    entries it keeps does not depend on when it runs (the most recently seen of everything seen);
+    only an entry that was dropped and then came back counts differently: folded batch by batch it
+    restarts its counts, folded together with the batches from before its drop it keeps them.
     """
 
     MIN_QUEUE = 4096  # rows queued before a merge even while the table is small
@@ -283,7 +293,7 @@ class _Rolling:
             return
         self.queue.append(batch)
         self.queued += batch.height
-        if self.queued >= max(self.height, self.MIN_QUEUE):
+        if self.queued >= max(self.height // 2, self.MIN_QUEUE):
             self.flush()
 
     def get(self) -> pl.DataFrame:
@@ -356,12 +366,12 @@ class DeviceTable:
         self._peers = _Rolling(
             _PEER_SCHEMA,
             lambda s, b: _merge(s, b, ["device", "peer_hi", "peer_lo"], peer_sums),
-            lambda f: self._capped_over(f, "peers", self.limits.max_peers),
+            lambda f: self._capped_over(f, "peers", self.limits.max_peers, self.limits.total_peers),
         )
         self._ports = _Rolling(
             _PORT_SCHEMA,
             lambda s, b: _merge(s, b, ["device", "proto", "port", "role"], ("flows",)),
-            lambda f: self._capped_over(f, "ports", self.limits.max_ports),
+            lambda f: self._capped_over(f, "ports", self.limits.max_ports, self.limits.total_ports),
         )
         self._protocols = _Rolling(
             _PROTO_SCHEMA, lambda s, b: _merge(s, b, ["device", "protocol"], ("packets", "bytes")), None
@@ -372,7 +382,7 @@ class DeviceTable:
         self._names = _Rolling(
             _NAME_SCHEMA,
             lambda s, b: _merge(s, b, ["device", "name", "kind"], ("count",)),
-            lambda f: self._capped_over(f, "names", self.limits.max_names),
+            lambda f: self._capped_over(f, "names", self.limits.max_names, self.limits.total_names),
         )
         self._history = _Rolling(_HISTORY_SCHEMA, self._merge_history, None)
         self.now = 0.0
@@ -677,16 +687,23 @@ class DeviceTable:
         if _over_cap(frame, limit):
             setattr(self, name, self._capped(frame, name, limit))
 
-    def _capped_over(self, frame: pl.DataFrame, name: str, limit: int) -> pl.DataFrame:
-        """:meth:`_capped` when some device is over ``limit``, else ``frame`` itself."""
-        return self._capped(frame, name, limit) if _over_cap(frame, limit) else frame
+    def _capped_over(self, frame: pl.DataFrame, name: str, limit: int, total: int) -> pl.DataFrame:
+        """One part of a rolling table held to ``limit`` rows per device and to its share of
+        ``total`` (``frame`` itself when it is within both)."""
+        share = -(-total // SHARDS)
+        if frame.height <= share and not _over_cap(frame, limit):
+            return frame
+        return self._capped(frame, name, limit, share)
 
-    def _capped(self, frame: pl.DataFrame, name: str, limit: int) -> pl.DataFrame:
-        """``frame`` with at most ``limit`` rows per device: the most recently seen, ties broken
-        by the row's key (its order in ``frame`` comes from a group_by: it differs run to run)."""
-        ties = _CAP_TIES[name]
+    def _capped(self, frame: pl.DataFrame, name: str, limit: int, total: int | None = None) -> pl.DataFrame:
+        """``frame`` with at most ``limit`` rows per device and ``total`` in all: the most recently
+        seen, ties broken by the row's device and key (its order in ``frame`` comes from a
+        group_by: it differs run to run)."""
+        ties = ["device", *_CAP_TIES[name]]
         ordered = frame.sort(["last_seen", *ties], descending=[True, *[False] * len(ties)])
         kept = ordered.filter(pl.int_range(pl.len()).over("device") < limit)
+        if total is not None and kept.height > total:
+            kept = kept.head(total)
         self._dropped[name] = self._dropped.get(name, 0) + frame.height - kept.height
         return kept
 

@@ -16,6 +16,7 @@ import polars as pl
 from heimdal_tui.detect.alerts import ACTIVE_STATES, Alert
 from heimdal_tui.detect.context import DeviceRef
 from heimdal_tui.detect.engine import DetectionEngine
+from heimdal_tui.detect.evidence import plain_evidence
 from heimdal_tui.detect.harness import MAC_KEY_LIMIT, device_ref
 from heimdal_tui.detect.learning import hour_of
 from heimdal_tui.devices.locality import address_text, mac_text
@@ -53,7 +54,7 @@ def alert_row(alert: Alert, labels: dict[int, str]) -> AlertRow:
         last_seen=alert.last_seen,
         count=alert.count,
         summary=alert.summary,
-        evidence=alert.evidence,
+        evidence=plain_evidence(alert.evidence),
     )
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from heimdal_tui.detect.evidence import plain_evidence
 from heimdal_tui.store.audit import insert_audit
 from heimdal_tui.store.base import StoreBase, dumps, loads
 
@@ -72,7 +73,7 @@ def alert_record(alert: Alert, updated: float | None = None) -> dict[str, Any]:
         "last_seen": alert.last_seen,
         "count": alert.count,
         "summary": alert.summary,
-        "evidence": alert.evidence,
+        "evidence": plain_evidence(alert.evidence),
         "state": str(alert.state),
         "updated": alert.last_seen if updated is None else updated,
     }

@@ -60,6 +60,7 @@ def test_a_full_valid_document():
             [devices]
             max_devices = 100
             idle_timeout = 3600          # an integer where a number is expected is fine
+            total_peers = 20000
             [baseline]
             learning_period = 7200
             min_maturity = 0.5
@@ -88,6 +89,7 @@ def test_a_full_valid_document():
     assert config.detectors == {"port_scan": ScanSettings(vertical_ports=40, ports=(22, 3389))}
     assert config.devices.limits().max_devices == 100
     assert config.devices.limits().bucket_seconds == 10.0
+    assert config.devices.limits().total_peers == 20_000 and config.devices.limits().total_names == 32_768
 
 
 def test_unknown_keys_name_what_is_allowed():

@@ -78,6 +78,25 @@ def test_fold_keys_of_forgotten_alerts_are_forgotten_too():
     assert change is not None and not change.new and change.alert.count == 2
 
 
+def test_settling_forgets_fold_keys_past_two_windows_and_keeps_the_alerts():
+    book = AlertBook(correlation_window=600.0)
+    old = book.add(_finding(0.0, peer="1.1.1.1"), REF)
+    recent = book.add(_finding(1000.0, peer="2.2.2.2"), REF)
+    assert old is not None and recent is not None
+    book.settle(1000.0 + 60.0)  # old last seen 1060 s ago: within 2 windows and a minute
+    assert len(book._active) == 2
+    book.settle(1261.0)  # runs at most every half window: too soon
+    assert len(book._active) == 2
+    book.settle(1400.0)  # 1400 - 1260 = 140 s past the old one's horizon
+    assert len(book._active) == 1 and old.alert.id in book.alerts
+    # The recent one still folds; a repeat of the old one (a finding that late never folds:
+    # 1400 s after it) opens a new alert.
+    again = book.add(_finding(1400.0, peer="2.2.2.2"), REF)
+    assert again is not None and not again.new and again.alert.count == 2
+    late = book.add(_finding(1400.0, peer="1.1.1.1"), REF)
+    assert late is not None and late.new and len(book.alerts) == 3
+
+
 def test_alert_json_has_the_documented_fields():
     book = AlertBook()
     change = book.add(_finding(1_772_439_690.0), REF)
