@@ -41,9 +41,6 @@ class PackedEvidence(Mapping[str, Any]):
     def items(self) -> ItemsView[str, Any]:
         return self.unpacked().items()  # one decode, not one per key
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.unpacked().get(key, default)
-
     def __repr__(self) -> str:
         return f"PackedEvidence({self.unpacked()!r})"
 
@@ -53,7 +50,7 @@ def pack_evidence(evidence: Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(evidence, PackedEvidence):
         return evidence
     try:
-        text = json.dumps(evidence, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+        text = json.dumps(evidence, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError):
         return evidence
     return PackedEvidence(text.encode("utf-8"))
