@@ -5,7 +5,8 @@ kept, payloads cut at 128 bytes as a snaplen would, so the file stays ~1 GB), th
 ``heimdal-tui daemon --replay FILE --speed X`` (a paced replay: X times the capture's own pace)
 and samples the daemon's resident memory (VmRSS) every second until the replay ends (its packet
 count, scraped from its --metrics endpoint, stands still). Reports the
-peak RSS of each half of the hour and whether the second half grew.
+peak RSS of each half (and quarter) of the hour, whether the second half grew, and how much the
+daemon wrote to storage (``write_bytes`` of /proc/PID/io: what an SD card would take).
 
     python3 benchmarks/daemon_budget.py                 # --speed 6: about 10 minutes
     python3 benchmarks/daemon_budget.py --speed 1       # the real pace: an hour
@@ -30,14 +31,26 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_CAPTURE = HERE / "out" / "lan_1h_2000pps.pcap"
 
 
-def rss_mb(pid: int) -> float | None:
+def proc_number(pid: int, name: str, field: str) -> int | None:
+    """The number after ``field`` in /proc/PID/NAME (None once the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def rss_mb(pid: int) -> float | None:
+    kib = proc_number(pid, "status", "VmRSS:")
+    return None if kib is None else kib / 1024
+
+
+def written_mb(pid: int) -> float | None:
+    """The bytes the process has had written to storage (``write_bytes`` of /proc/PID/io), in MB."""
+    written = proc_number(pid, "io", "write_bytes:")
+    return None if written is None else written / 1e6
 
 
 def free_port() -> int:
@@ -92,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         expected = args.seconds / args.speed
         samples: list[tuple[float, float]] = []
+        written = 0.0  # MB the daemon has written to storage (the store, its logs), as last read
         progress: list[tuple[float, float]] = []  # (seconds, packets the daemon has taken in)
         try:
             # The daemon stays up when its replay ends (consoles may still attach): the run is over
@@ -101,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 value = rss_mb(daemon.pid)
                 if value is not None:
                     samples.append((now, value))
+                written = written_mb(daemon.pid) or written
                 packets = scrape_packets(port)
                 if packets is not None:
                     progress.append((now, packets))
@@ -114,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             code = daemon.wait(timeout=30)
         last_packets = progress[-1][1] if progress else 0.0
         done_at = next((t for t, n in progress if n == last_packets), float("nan"))
+        store_mb = sum(f.stat().st_size for f in (Path(tmp) / "data").rglob("*") if f.is_file()) / 1e6
         errors.seek(0)
         tail = errors.read()[-2000:]
         errors.close()
@@ -131,10 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  peak RSS {peak:.0f} MB; first half peak {max(first):.0f} MB, second half peak "
           f"{max(second) if second else float('nan'):.0f} MB, at the end {samples[-1][1]:.0f} MB")  # fmt: skip
     growth = (max(second) / max(first)) if first and second else float("nan")
+    quarters = [[v for t, v in samples if span * q / 4 < t <= span * (q + 1) / 4] for q in range(4)]
+    print("  peak of each quarter of the hour: "
+          + " / ".join(f"{max(q):.0f}" if q else "-" for q in quarters) + " MB")  # fmt: skip
     print(f"  second half / first half: {growth:.2f}x; bar: < 200 MB and not growing -> "
           f"{'met' if peak < 200 and growth <= 1.05 else 'NOT met'}")  # fmt: skip
     print(f"  {last_packets:,.0f} packets taken in {done_at:.0f} s for {expected:.0f} s of paced capture"
           f" ({'kept pace' if done_at <= expected * 1.02 + 10 else 'fell behind the pace'})")  # fmt: skip
+    print(
+        f"  written to storage while replaying: {written:,.0f} MB; the store at the end: {store_mb:,.0f} MB"
+    )
     if tail.strip():
         print("  daemon stderr (end):\n" + tail)
     sys.stdout.flush()

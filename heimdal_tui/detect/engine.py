@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from heimdal_tui.capture.frames import FrameBatch
 from heimdal_tui.detect import feedback
+from heimdal_tui.detect.alert_writes import AlertWrites
 from heimdal_tui.detect.alerts import Alert, AlertBook, AlertChange, AlertState, Suppression
 from heimdal_tui.detect.baseline import GoldenProfile
+from heimdal_tui.detect.baseline_saves import SaveTracker
 from heimdal_tui.detect.context import BatchContext
 from heimdal_tui.detect.drift import HISTORY_POINTS, DriftPoint, DriftTracker
 from heimdal_tui.detect.geo import CountryLookup
@@ -90,6 +92,8 @@ class DetectionEngine:
         self.subscribers: list[Callable[[AlertChange], None]] = []
         self.last_ended_flows = pipeline.flows.open_flows().clear()
         self.drift = DriftTracker(self.book)
+        self.saves = SaveTracker()  # what the store holds of each baseline
+        self.alert_writes = AlertWrites()  # the alert changes the store has yet to get
         self.drift_subscribers: list[Callable[[int, DriftPoint], None]] = []
         self.audit: deque[AuditEntry] = deque(maxlen=1000)
         self.store: Store | None = None
@@ -147,7 +151,9 @@ class DetectionEngine:
         findings: list[Finding] = []
         for kind in ("volume_spike", "timing_anomaly"):
             findings.extend(self.detectors[kind].observe(ctx))
-        return changes + self._fold(findings, ctx)
+        changes += self._fold(findings, ctx)
+        self.write_alerts()
+        return changes
 
     def _publish_drift(self, points: list[tuple[int, DriftPoint]]) -> None:
         if not points:
@@ -168,18 +174,33 @@ class DetectionEngine:
                 changes.append(change)
                 self._publish(change)
         self.alerts.settle(ctx.now)
+        if self.store is not None:
+            self._write_alerts(*self.alert_writes.due(ctx.now))
         return changes
 
     def _publish(self, change: AlertChange) -> None:
         if self.store is not None:
-            from heimdal_tui.store import alert_record
-
-            record = alert_record(change.alert)
-            if not change.new:
-                record.pop("state")  # the operator's state in the store wins
-            self.store.upsert_alert(record)
+            self.alert_writes.add(change.alert, change.new)
         for subscriber in self.subscribers:
             subscriber(change)
+
+    def write_alerts(self) -> int:
+        """Hand the store every alert change it has yet to get (alert_writes: batches write new
+        alerts within a second of capture time and refreshes within a minute); how many. Operator
+        actions, the end of input and the sensor stopping call it."""
+        return self._write_alerts(*self.alert_writes.take_all())
+
+    def _write_alerts(self, new: list[Alert], refreshed: list[Alert]) -> int:
+        if self.store is None or not (new or refreshed):
+            return 0
+        from heimdal_tui.store import alert_record
+
+        records = [alert_record(alert) for alert in new]
+        for alert in refreshed:
+            record = alert_record(alert)
+            record.pop("state")  # the operator's state in the store wins
+            records.append(record)
+        return self.store.upsert_alerts(records)
 
     # -- store ---------------------------------------------------------------------------------
     def attach_store(self, store: Store) -> None:
@@ -210,21 +231,22 @@ class DetectionEngine:
                     "devices": [dict(data, device=key) for key, data in saved.items()],
                 }
             )
+            baselines = self.book.baselines
+            self.saves.mark_saved(baselines[key] for key in saved if key in baselines)
         return len(saved)
 
-    def save_baselines(self) -> None:
-        if self.store is not None:
-            # One baseline's dict at a time (the store serialises each as it comes): a thousand
-            # at once were tens of MB of short-lived objects every save, and the holes they left
-            # among long-lived ones kept the process's memory up.
-            self.store.save_baselines(
-                (key, base.to_dict(), base.profile) for key, base in list(self.book.baselines.items())
-            )
+    def save_baselines(self, *, final: bool = False) -> int:
+        """Write the baselines that changed since the store last got them (baseline_saves); with
+        ``final`` (the sensor stopping) also those whose only change is ``last_seen``. How many."""
+        if self.store is None:
+            return 0
+        return self.saves.save(self.book.baselines, self.store.save_baselines, final=final)
 
     # -- triage ----------------------------------------------------------------------------------
     def record(
         self, action: str, actor: str, reason: str, alert: Alert | None, detail: dict[str, Any]
     ) -> None:
+        self.write_alerts()  # what the operator acts on is in the store before the action is
         entry = AuditEntry(
             ts=self.now,
             wall_time=time.time(),

@@ -160,6 +160,7 @@ class Commands:
         book.loaded_devices.discard(key)
         self._engine.drift.pending.pop(key, None)
         self._engine.drift.history.pop(key, None)
+        self._engine.saves.forget(key)
         store = self._session.store
         if store is not None:
             store.delete_baseline(key)
@@ -339,9 +340,11 @@ class Commands:
         return {"applied": changed, "needs_restart": restart, "path": str(session.config_path)}
 
     def save_baselines(self) -> dict[str, Any]:
-        """Write every baseline to the store now (it also happens every minute and at exit)."""
-        saved = self._session.save_baselines()
-        return {"saved": saved}
+        """Bring the store's baselines up to date now, ``last_seen`` included (the sensor also writes
+        those that changed every minute, and all that moved on at exit). ``saved``: how many were
+        written; ``baselines``: how many the sensor holds."""
+        saved = self._session.save_baselines(final=True)
+        return {"saved": saved, "baselines": len(self._engine.book.baselines)}
 
     def info(self) -> dict[str, Any]:
         """Where the sensor keeps its files and what it runs."""

@@ -219,11 +219,10 @@ class SensorSession:
         self._pending.devices_dirty = True
         self._pending.drift_dirty = True
 
-    def save_baselines(self) -> int:
-        if self.store is None:
-            return 0
-        self.engine.save_baselines()
-        return len(self.engine.book.baselines)
+    def save_baselines(self, *, final: bool = False) -> int:
+        """Write the baselines the store does not hold as they are (engine.save_baselines); how
+        many were written."""
+        return self.engine.save_baselines(final=final)
 
     def publish_sync(self) -> None:
         self._next_sync = 0.0
@@ -271,7 +270,11 @@ class SensorSession:
             self.worker.stop()
             self._fail_queued_commands()
             try:
-                self.save_baselines()
+                self.engine.write_alerts()
+            except Exception:
+                log.exception("writing alerts at exit failed")
+            try:
+                self.save_baselines(final=True)
             except Exception:
                 log.exception("saving baselines at exit failed")
             if self.state not in ("failed",):

@@ -303,3 +303,28 @@ def _empty(tmp_path: Path) -> Path:
     path = tmp_path / "empty.toml"
     path.write_text("")
     return path
+
+
+def test_the_store_holds_every_baseline_as_the_sensor_left_it(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    spec = SensorSpec(replay=(INCIDENTS,), speed=None, config_path=config, data_dir=tmp_path / "data")
+    built = build_session(spec)
+    try:
+        built.session.start()
+        assert built.session.finished.wait(60)
+        baselines = built.session.engine.book.baselines
+        first = built.session.call("save_baselines")
+        assert first["baselines"] == len(baselines) > 0
+        assert built.session.call("save_baselines")["saved"] == 0  # nothing moved since
+        expected = {key: json.loads(json.dumps(base.to_dict())) for key, base in baselines.items()}
+        assert built.session.store.all_baselines() == expected
+    finally:
+        built.cleanup()
+    second = build_session(spec)
+    try:
+        assert second.session.store.all_baselines() == expected
+        # Not started: the engine is called directly. What it loaded is what the store holds.
+        assert second.session.engine.save_baselines(final=True) == 0
+    finally:
+        second.cleanup()
