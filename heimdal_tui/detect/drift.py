@@ -26,6 +26,11 @@ from heimdal_tui.detect.learning import BaselineBook
 HISTORY_POINTS = 96
 DRIFT_GRACE = 60.0  # seconds an interval stays open after its end, for the answers of its flows
 MAX_PENDING = 256
+# Pending items (all tables) and minutes kept over all devices. Per device alone, a thousand devices
+# could pend 5 x 256 items and 256 minutes each: ~130 MB after a few days of novelty nobody accepted.
+# Past a total, the devices holding the most give up their oldest (DriftTracker.trim_pending).
+PENDING_ITEMS_TOTAL = 65_536
+PENDING_MINUTES_TOTAL = 65_536
 WEIGHTS = {"destinations": 0.3, "services": 0.2, "protocols": 0.15, "countries": 0.2, "volume": 0.15}
 
 
@@ -171,6 +176,14 @@ class PendingItems:
         self._ts.append(ts)
         self._peers.append(peer)
 
+    def keep_newest(self, count: int) -> None:
+        """Drop all but the ``count`` items seen last."""
+        drop = len(self._peers) - max(count, 0)
+        if drop > 0:
+            self._values = dict.fromkeys(list(self._values)[drop:])
+            self._ts = self._ts[drop:]
+            self._peers = self._peers[drop:]
+
 
 _NO_ITEMS = PendingItems()  # what a table nothing was added to reads as (never added to)
 
@@ -211,6 +224,16 @@ class PendingDrift:
         if len(self._minutes) < 3 * MAX_PENDING:
             self._minutes.extend((start, bytes_out, bytes_in))
 
+    def keep_newest_minutes(self, count: int) -> None:
+        """Drop all but the ``count`` minutes added last."""
+        drop = len(self._minutes) - 3 * max(count, 0)
+        if drop > 0:
+            self._minutes = self._minutes[drop:]
+
+    def tables(self) -> list[PendingItems]:
+        """The tables something was added to."""
+        return list(self._tables.values())
+
     def wants(self, table: str, value: str) -> bool:
         """Whether ``value`` would be kept in ``table`` (not full, not pending already)."""
         items = self.items(table)
@@ -239,6 +262,18 @@ class PendingDrift:
         )
 
 
+def water_level(counts: Sequence[int], target: int) -> int:
+    """The largest level ``q`` such that sum(min(c, q) for c in counts) <= ``target``."""
+    ordered = sorted(counts)
+    remaining = max(target, 0)
+    for index, count in enumerate(ordered):
+        above = len(ordered) - index  # counts from here on are all >= count
+        if count * above >= remaining:
+            return remaining // above
+        remaining -= count
+    return ordered[-1] if ordered else 0
+
+
 def _moved(features: Mapping[str, float]) -> tuple[str, ...]:
     """The features at 0.5 or more, most moved first."""
     if not features or max(features.values()) < 0.5:
@@ -258,8 +293,16 @@ class DriftTracker:
     after the flow's first packet, whose time the row carries. Rows for an interval already scored
     are left out of it (their novel items still become pending)."""
 
-    def __init__(self, book: BaselineBook, grace: float = DRIFT_GRACE) -> None:
+    def __init__(
+        self,
+        book: BaselineBook,
+        grace: float = DRIFT_GRACE,
+        total_items: int = PENDING_ITEMS_TOTAL,
+        total_minutes: int = PENDING_MINUTES_TOTAL,
+    ) -> None:
         self.book = book
+        self.total_items = total_items
+        self.total_minutes = total_minutes
         self.interval = book.drift_interval
         self.grace = grace
         self.history: dict[int, PointHistory] = {}
@@ -303,7 +346,10 @@ class DriftTracker:
                 [m.bytes_out for _, m in rows_of],
                 [m.bytes_in for _, m in rows_of],
             )
-        return self._close(int((now - self.grace) // self.interval))
+        before_slot = int((now - self.grace) // self.interval)
+        if self._scored_before is None or before_slot > self._scored_before:
+            self.trim_pending()  # once an interval: what a batch adds is small against the totals
+        return self._close(before_slot)
 
     def _add_minutes(
         self, devices: list[int], starts: list[float], out_bytes: list[float], in_bytes: list[float]
@@ -470,6 +516,23 @@ class DriftTracker:
             points = [_point(row) for row in stored]
             points += self.history.get(device, ())
             self.history[device] = PointHistory(points[-HISTORY_POINTS:])
+
+    def trim_pending(self) -> None:
+        """Past ``total_items`` (``total_minutes``), cut the pending of the devices holding the most
+        to one level, their oldest first, so that the total is 7/8 of the cap (room to grow before
+        the next cut). A device holding little keeps all of it."""
+        pending = list(self.pending.values())
+        tables = [items for drift in pending for items in drift.tables()]
+        counts = [len(items) for items in tables]
+        if sum(counts) > self.total_items:
+            level = water_level(counts, self.total_items * 7 // 8)
+            for items in tables:
+                items.keep_newest(level)
+        counts = [drift.minute_count for drift in pending]
+        if sum(counts) > self.total_minutes:
+            level = water_level(counts, self.total_minutes * 7 // 8)
+            for drift in pending:
+                drift.keep_newest_minutes(level)
 
     def accept(self, device: int) -> Activity:
         """Merge the device's pending novel behaviour into its baseline; returns what was merged."""

@@ -141,6 +141,23 @@ def test_pending_items_are_the_first_novel_rows_of_each_value() -> None:
     assert any(len(kept) == MAX_PENDING for kept in expected.values())
 
 
+def test_pending_stays_within_its_totals_over_all_devices() -> None:
+    rng = random.Random(4)
+    devices = [31, 32, 33, 34]
+    values = [f"x{i}" for i in range(MAX_PENDING)]
+    book = _book(rng, devices, values[:10])
+    tracker = DriftTracker(book, total_items=120, total_minutes=1_000)
+    trims = 0
+    for activity, now in _batches(rng, devices, values, book, size=400):
+        before = tracker._scored_before
+        tracker.observe(activity, now)
+        total = sum(len(items) for drift in tracker.pending.values() for items in drift.tables())
+        if tracker._scored_before != before:  # a new interval: the totals were applied
+            assert total <= 120 * 7 // 8
+            trims += 1
+    assert trims > 3
+
+
 def _contexts(path: str) -> list:
     pipeline = Pipeline()
     return [

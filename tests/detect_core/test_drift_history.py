@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from heimdal_tui.detect.activity import Item
-from heimdal_tui.detect.drift import HISTORY_POINTS, MAX_PENDING, DriftPoint, PendingDrift, PointHistory
+from heimdal_tui.detect.drift import (
+    HISTORY_POINTS,
+    MAX_PENDING,
+    DriftPoint,
+    DriftTracker,
+    PendingDrift,
+    PointHistory,
+    water_level,
+)
+from heimdal_tui.detect.learning import BaselineBook, LearningSettings
 
 
 def _point(ts: float, **features: float) -> DriftPoint:
@@ -72,3 +83,45 @@ def test_pending_items_stay_unique_in_first_seen_order_up_to_the_cap():
     assert merged.countries == [Item("RU", 30.0)] and len(merged.services) == MAX_PENDING
     with pytest.raises(KeyError):
         pending.add_item("nonsense", Item("x", 1.0))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_water_level_is_the_highest_that_fits(seed: int):
+    rng = random.Random(seed)
+    counts = [rng.randint(0, 300) for _ in range(rng.randint(0, 40))]
+    target = rng.randint(0, sum(counts) + 50)
+    level = water_level(counts, target)
+    assert sum(min(c, level) for c in counts) <= target
+    if counts and level < max(counts):
+        assert sum(min(c, level + 1) for c in counts) > target
+
+
+def _pend(tracker: DriftTracker, device: int, items: int, minutes: int) -> None:
+    pending = tracker.pending.setdefault(device, PendingDrift())
+    for i in range(items):
+        pending.add_value("destinations", f"203.0.113.{i}", float(i), None)
+    for i in range(minutes):
+        pending.add_minute(60.0 * i, float(i), 0.0)
+
+
+def test_past_the_totals_the_devices_holding_most_give_up_their_oldest():
+    tracker = DriftTracker(BaselineBook(LearningSettings()), total_items=400, total_minutes=200)
+    _pend(tracker, 1, items=10, minutes=5)  # holds little: keeps it all
+    for device in (2, 3, 4):
+        _pend(tracker, device, items=200, minutes=100)
+    tracker.trim_pending()
+    items = {d: list(p.destinations) for d, p in tracker.pending.items()}
+    assert len(items[1]) == 10 and tracker.pending[1].minute_count == 5
+    assert sum(len(v) for v in items.values()) <= 400 * 7 // 8
+    assert sum(p.minute_count for p in tracker.pending.values()) <= 200 * 7 // 8
+    level = len(items[2])
+    assert level == len(items[3]) == len(items[4]) > 100
+    # The newest stay, in first-seen order, their times and peers with them.
+    assert [i.value for i in items[2]] == [f"203.0.113.{i}" for i in range(200 - level, 200)]
+    assert [i.ts for i in items[2]] == [float(i) for i in range(200 - level, 200)]
+    minutes = tracker.pending[2].minutes
+    assert minutes[-1].start == 60.0 * 99 and minutes[0].start == 60.0 * (100 - len(minutes))
+    # Under the totals nothing moves; a trimmed value seen again is pending again, as new.
+    tracker.trim_pending()
+    assert {d: list(p.destinations) for d, p in tracker.pending.items()} == items
+    assert tracker.pending[2].wants("destinations", "203.0.113.0")
