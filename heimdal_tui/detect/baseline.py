@@ -92,12 +92,7 @@ class Baseline:
         self._volume_cache.clear()
         self.minutes_observed += 1
         self.last_learned = max(self.last_learned, ts)
-        self.learn("active_hours", hour)
-        for series, value in ((self.volume_out, bytes_out), (self.volume_in, bytes_in)):
-            samples = series.setdefault(hour, [])
-            samples.append(value)
-            if len(samples) > MAX_SAMPLES_PER_HOUR:
-                del samples[0]
+        self._learn_hour(hour, bytes_out, bytes_in)
 
     def learn_minutes(self, starts: list[float], bytes_out: list[float], bytes_in: list[float]) -> None:
         """:meth:`learn_minute` for each minute in turn, the hour of day taken from its start (the
@@ -107,21 +102,23 @@ class Baseline:
         self._volume_cache.clear()
         self.minutes_observed += len(starts)
         self.last_learned = max(self.last_learned, max(starts))
-        hours, cap = self.active_hours, CAPS["active_hours"]
-        volume_out, volume_in = self.volume_out, self.volume_in
         for start, out, inb in zip(starts, bytes_out, bytes_in, strict=True):
-            hour = hour_of(start)
-            if hour in hours:
-                hours[hour] += 1
-            elif len(hours) < cap:
-                hours[hour] = 1
-            for series, value in ((volume_out, out), (volume_in, inb)):
-                samples = series.get(hour)
-                if samples is None:
-                    samples = series[hour] = []
-                samples.append(value)
-                if len(samples) > MAX_SAMPLES_PER_HOUR:
-                    del samples[0]
+            self._learn_hour(hour_of(start), out, inb)
+
+    def _learn_hour(self, hour: int, bytes_out: float, bytes_in: float) -> None:
+        """One active minute in ``hour``: its count and its volume samples (the newest kept)."""
+        hours = self.active_hours
+        if hour in hours:
+            hours[hour] += 1
+        elif len(hours) < CAPS["active_hours"]:
+            hours[hour] = 1
+        for series, value in ((self.volume_out, bytes_out), (self.volume_in, bytes_in)):
+            samples = series.get(hour)
+            if samples is None:
+                samples = series[hour] = []
+            samples.append(value)
+            if len(samples) > MAX_SAMPLES_PER_HOUR:
+                del samples[0]
 
     # -- reading ------------------------------------------------------------------------------
     def volume(self, direction: str, hour: int) -> tuple[float, float, int]:
