@@ -231,6 +231,28 @@ def test_a_long_queue_split_a_group_at_a_time_folds_to_the_same_table():
     assert one.group_by("device").len()["len"].max() == 40  # the cap applied in both
 
 
+def test_many_small_batches_wait_joined_and_fold_to_the_same_table():
+    # A live pace queues hundreds of small batches before a fold; they wait joined into a few
+    # frames (each small polars frame costs memory of its own), and fold to the same rows.
+    tables = []
+    for compact in (10**9, 16):
+        table = DeviceTable(limits=DeviceLimits(max_peers=40))
+        rolling = table._peers
+        rolling.COMPACT_FRAMES = compact
+        rolling.MIN_QUEUE = 64  # joins of 64 rows or more stay as they are
+        rolling.height = 10**9  # as if the table were big: nothing folds while batches come
+        for i in range(300):
+            rolling.add(_peer_batch(3, range(i % 50, i % 50 + 2), float(i)))  # 6 rows a batch
+            if compact == 16:
+                assert len(rolling.queue) <= 16 + rolling.queued // 64
+        if compact == 16:
+            assert len(rolling.queue) < 60 and all(f.n_chunks() == 1 for f in rolling.queue[:-1])
+        rolling.height = 0
+        tables.append(table.peers.sort("device", "peer_lo"))
+    apart, joined = tables
+    assert apart.height > 0 and apart.equals(joined)
+
+
 def test_names_fold_per_device_with_a_cap_and_go_with_their_device():
     limits = DeviceLimits(max_names=3, max_devices=2)
     table = DeviceTable(limits=limits)

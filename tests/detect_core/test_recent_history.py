@@ -8,7 +8,7 @@ import pytest
 
 from heimdal_tui.detect.activity import BatchActivity
 from heimdal_tui.detect.engine import DetectionEngine, DetectionSettings
-from heimdal_tui.detect.harness import contexts
+from heimdal_tui.detect.harness import BatchDeviceRefs, contexts
 from heimdal_tui.detect.learning import LearningSettings
 from heimdal_tui.detect.whatif import APP_EVENT_BYTES, RecentHistory, what_if
 from heimdal_tui.pipeline.engine import Pipeline
@@ -38,6 +38,10 @@ def test_history_keeps_no_drift_rows_and_no_caches(fed) -> None:
         assert isinstance(step.activity, BatchActivity)
         assert step.activity.unlearned == {}  # ...which the history does not keep
         assert step.activity._made is None
+        # Nor the batch's ranking of every device's addresses (made for its alerts' device refs).
+        assert isinstance(step.ctx.device_ref, BatchDeviceRefs)
+        assert step.ctx.device_ref.first_ips is None
+    assert any(step.ctx.device_ref.refs for step in history.steps())  # the refs made stay
 
 
 def test_history_counts_columns_messages_and_rows(fed) -> None:
